@@ -1,0 +1,54 @@
+# advfit — `make help` lists the targets.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+FMNIST := /usr/share/datasets/fashion-mnist
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-fast lint format train demo bench clean
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+install: $(STAMP) ## Create .venv, install advfit with its dev tools (and Fashion-MNIST on Debian)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	@if [ ! -d $(FMNIST) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's dataset-fashion-mnist"; \
+	  (apt-get update -q && apt-get install -y -q dataset-fashion-mnist) >/dev/null \
+	  || echo "warning: could not install dataset-fashion-mnist; torchvision will download Fashion-MNIST"; \
+	fi
+	@touch $(STAMP)
+
+test: install ## Run the test suite (installs what is missing first)
+	$(PY) -m pytest
+
+test-fast: install ## Run the tests that do not train on real data
+	$(PY) -m pytest -m "not slow"
+
+lint: install ## ruff check and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## Apply ruff's fixes and formatting
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+train: install ## One run: make train ARGS="data=cifar10 regime=overfit fold=2"
+	$(PY) train.py $(ARGS)
+
+demo: install ## The main job: a small real study on Fashion-MNIST (minutes on a CPU)
+	$(PY) train.py -m experiment=demo $(ARGS)
+	$(PY) -m advfit.summarize multirun/demo
+
+bench: install ## Speed benchmarks; results go to BENCHMARKS.md by hand
+	$(PY) benchmarks/training_loop.py
+
+clean: ## Remove caches and the virtual environment (keeps multirun/ and data/)
+	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,5 @@
+"""Callbacks: per-epoch snapshots and the adversarial replay at the end of fitting."""
+
+from advfit.callbacks.snapshots import EpochSnapshots
+
+__all__ = ["EpochSnapshots"]

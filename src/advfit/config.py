@@ -1,0 +1,68 @@
+"""Config checks and the OmegaConf resolvers the configs use."""
+
+from __future__ import annotations
+
+import re
+
+from omegaconf import DictConfig, OmegaConf
+
+from advfit.errors import ConfigError
+
+# Overrides that do not change a run's results, so they do not rename its directory.
+_NAME_NEUTRAL = re.compile(
+    r"^((data|regime|fold|seed|experiment|debug|logger|callbacks|local|task_name|run_name)"
+    r"|(paths|hydra)([./].*)?"
+    r"|trainer\.(accelerator|devices|enable_progress_bar)"
+    r"|data\.(data_dir|download|eval_batch_size))$"
+)
+
+
+def run_dir_name(run_name: str, override_dirname: str = "") -> str:
+    """``run_name`` plus every override that changes results, e.g. ``..._regime.lr=0.001``.
+
+    ``override_dirname`` is Hydra's ``key=value`` list joined by ``|`` (see conf/hydra);
+    keys that only select the run's identity or where things go are left out.
+    """
+    extra = []
+    for item in filter(None, str(override_dirname or "").split("|")):
+        key, _, value = item.partition("=")
+        key = key.lstrip("+~")
+        if _NAME_NEUTRAL.match(key):
+            continue
+        extra.append(f"{key}={value}".replace("/", "-").replace(" ", ""))
+    return "_".join([run_name, *extra])
+
+
+def register_resolvers() -> None:
+    if not OmegaConf.has_resolver("advfit.run_dir"):
+        OmegaConf.register_new_resolver("advfit.run_dir", run_dir_name)
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _int(cfg: DictConfig, key: str) -> int:
+    value = OmegaConf.select(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key}={value!r} is invalid: an integer is required")
+    return value
+
+
+def validate_train_config(cfg: DictConfig) -> None:
+    """Check the values a run stands on before anything is written."""
+    n_folds = _int(cfg, "n_folds")
+    _require(n_folds >= 2, f"n_folds={n_folds} is invalid: cross-validation needs n_folds >= 2")
+    fold = _int(cfg, "fold")
+    _require(0 <= fold < n_folds, f"fold={fold} is invalid: accepted values are 0..{n_folds - 1}")
+    _int(cfg, "seed")
+    lr = OmegaConf.select(cfg, "regime.lr")
+    _require(
+        isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0,
+        f"regime.lr={lr!r} is invalid: the learning rate must be a positive number",
+    )
+    epochs = _int(cfg, "trainer.max_epochs")
+    _require(epochs >= 1, f"trainer.max_epochs={epochs} is invalid: it must be >= 1")
+    regime = OmegaConf.select(cfg, "regime.name")
+    _require(bool(regime), "regime.name is missing: choose regime=normal or regime=overfit")

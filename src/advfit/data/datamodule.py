@@ -1,0 +1,351 @@
+"""In-memory LightningDataModules, one per data set.
+
+Every data set is read once through its torchvision class (or a user's ``.npz``) into uint8
+NCHW tensors. Images stay uint8 in memory (on the accelerator when there is one) and reach
+the model as float pixels in [0, 1] in batches cut by tensor indexing.
+"""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torchvision.transforms.v2.functional import rgb_to_grayscale
+
+from advfit.data.batches import TensorBatches
+from advfit.data.errors import DataError
+from advfit.data.folds import fold_indices, stratified_subset
+
+log = logging.getLogger(__name__)
+
+Arrays = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class InMemoryDataModule(pl.LightningDataModule):
+    """Base class: subclasses implement :meth:`read` and return uint8 NCHW tensors.
+
+    Args:
+        data_dir: root under which torchvision finds (or downloads) the files.
+        batch_size: training batch size.
+        fold, n_folds, seed: fold ``fold`` of a stratified ``n_folds`` split of the training
+            set is the validation set; the shuffle of the split and of the batches uses ``seed``.
+        grayscale: convert RGB images to one channel (ITU-R 601-2 luma, torchvision's weights).
+        download: let torchvision download files that are absent.
+        train_subset, test_subset: keep a stratified subset of that many training images / the
+            first that many test images (None keeps all); for quick studies and tests.
+        eval_batch_size: batch size of validation, test and replay passes.
+    """
+
+    name: str = "dataset"
+
+    def __init__(
+        self,
+        data_dir: str,
+        batch_size: int = 32,
+        fold: int = 0,
+        n_folds: int = 5,
+        seed: int = 0,
+        grayscale: bool = False,
+        download: bool = True,
+        train_subset: int | None = None,
+        test_subset: int | None = None,
+        eval_batch_size: int = 1000,
+        name: str | None = None,
+    ) -> None:
+        super().__init__()
+        if name:
+            self.name = name
+        for key, value in (("batch_size", batch_size), ("eval_batch_size", eval_batch_size)):
+            if int(value) < 1:
+                raise DataError(f"data.{key}={value} is invalid: it must be an integer >= 1")
+        for key, value in (("train_subset", train_subset), ("test_subset", test_subset)):
+            if value is not None and int(value) < 1:
+                raise DataError(f"data.{key}={value} is invalid: use null (all) or an integer >= 1")
+        self.data_dir = Path(data_dir).expanduser()
+        self.batch_size = int(batch_size)
+        self.fold, self.n_folds, self.seed = int(fold), int(n_folds), int(seed)
+        self.grayscale = bool(grayscale)
+        self.download = bool(download)
+        self.train_subset, self.test_subset = train_subset, test_subset
+        self.eval_batch_size = int(eval_batch_size)
+        self._loaded = False
+        self._device: torch.device | None = None
+
+    # -- reading -----------------------------------------------------------------------
+    def read(self) -> Arrays:
+        """Return ``x_train, y_train, x_test, y_test``: uint8 NCHW images, int64 labels."""
+        raise NotImplementedError
+
+    def _torchvision(self, factory, split_kwargs: tuple[dict, dict], extra_places=()) -> Arrays:
+        """Read the train and test splits through a torchvision dataset class.
+
+        Tries the files on disk first, then a download when ``download`` is true; when both
+        fail, raises a :class:`DataError` naming every place looked.
+        """
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise DataError(f"data.data_dir={self.data_dir} cannot be created: {err}") from err
+        splits = []
+        for kwargs in split_kwargs:
+            try:
+                dataset = factory(root=str(self.data_dir), download=False, **kwargs)
+            except RuntimeError as missing:
+                if not self.download:
+                    raise self._missing(extra_places, missing) from missing
+                log.info("%s not found under %s; downloading", self.name, self.data_dir)
+                try:
+                    dataset = factory(root=str(self.data_dir), download=True, **kwargs)
+                except Exception as err:  # network errors come in many types
+                    raise self._missing(extra_places, err) from err
+            except (OSError, ValueError, EOFError) as err:
+                raise DataError(
+                    f"{self.name}: the files under {self.data_dir} could not be read ({err}). "
+                    "Delete them to download again, or replace them with intact copies."
+                ) from err
+            splits.append(dataset)
+        return (*self._arrays(splits[0]), *self._arrays(splits[1]))
+
+    def _missing(self, extra_places, err: BaseException) -> DataError:
+        places = [str(self.data_dir)] + [str(p) for p in extra_places]
+        return DataError(
+            f"{self.name} was not found. Looked in: {', '.join(places)}. "
+            f"Download failed or is switched off (data.download={self.download}): {err}. "
+            f"To supply the files, put torchvision's {self.name} files under "
+            f"data.data_dir={self.data_dir} (or point data.data_dir / $ADVFIT_DATA at them), "
+            "or run once on a machine with a network so torchvision downloads them."
+        )
+
+    @staticmethod
+    def _arrays(dataset) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.as_tensor(np.asarray(dataset.data))
+        labels = getattr(dataset, "targets", None)
+        if labels is None:
+            labels = dataset.labels
+        y = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        if x.ndim == 3:
+            x = x.unsqueeze(1)
+        elif x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+            x = x.permute(0, 3, 1, 2)
+        return x.contiguous(), y
+
+    # -- set-up ------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self._loaded:
+            return
+        x_train, y_train, x_test, y_test = self.read()
+        if self.grayscale and x_train.shape[1] == 3:
+            x_train, x_test = rgb_to_grayscale(x_train), rgb_to_grayscale(x_test)
+        labels = y_train.numpy()
+        if self.train_subset is not None:
+            keep = torch.as_tensor(stratified_subset(labels, int(self.train_subset), self.seed))
+            x_train, y_train = x_train[keep], y_train[keep]
+            labels = y_train.numpy()
+        if self.test_subset is not None:
+            x_test, y_test = x_test[: int(self.test_subset)], y_test[: int(self.test_subset)]
+        try:
+            train_idx, val_idx = fold_indices(labels, self.n_folds, self.fold, self.seed)
+        except ValueError as err:
+            raise DataError(str(err)) from err
+        train_idx, val_idx = torch.as_tensor(train_idx), torch.as_tensor(val_idx)
+        self.num_classes = int(max(y_train.max(), y_test.max())) + 1
+        self.x_train, self.y_train = x_train[train_idx], y_train[train_idx]
+        self.x_val, self.y_val = x_train[val_idx], y_train[val_idx]
+        self.x_test, self.y_test = x_test, y_test
+        self._loaded = True
+        log.info(
+            "%s fold %d/%d: %d train, %d validation, %d test images of shape %s",
+            self.name, self.fold, self.n_folds, len(self.y_train), len(self.y_val),
+            len(self.y_test), tuple(self.input_shape),
+        )
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of the images the model sees."""
+        return tuple(self.x_train.shape[1:])
+
+    def to(self, device: torch.device | str) -> InMemoryDataModule:
+        """Move every tensor to ``device`` once (a no-op when already there)."""
+        device = torch.device(device)
+        if self._device != device:
+            for key in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+                setattr(self, key, getattr(self, key).to(device))
+            self._device = device
+        return self
+
+    def _on_trainer_device(self) -> None:
+        self.setup()
+        if self.trainer is not None:
+            self.to(self.trainer.strategy.root_device)
+
+    def _epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
+    def train_dataloader(self) -> TensorBatches:
+        self._on_trainer_device()
+        return TensorBatches(
+            self.x_train, self.y_train, self.batch_size, shuffle=True, seed=self.seed,
+            epoch=self._epoch,
+        )
+
+    def val_dataloader(self) -> TensorBatches:
+        self._on_trainer_device()
+        return TensorBatches(self.x_val, self.y_val, self.eval_batch_size)
+
+    def test_dataloader(self) -> TensorBatches:
+        self._on_trainer_device()
+        return TensorBatches(self.x_test, self.y_test, self.eval_batch_size)
+
+
+class CIFAR10DataModule(InMemoryDataModule):
+    """CIFAR-10 (Krizhevsky 2009): 50,000 train / 10,000 test RGB images of 32x32."""
+
+    name = "cifar10"
+
+    def read(self) -> Arrays:
+        from torchvision.datasets import CIFAR10
+
+        return self._torchvision(CIFAR10, ({"train": True}, {"train": False}))
+
+
+class STL10DataModule(InMemoryDataModule):
+    """STL-10 (Coates et al. 2011), labelled splits only: 5,000 train / 8,000 test, 96x96 RGB."""
+
+    name = "stl10"
+
+    def read(self) -> Arrays:
+        from torchvision.datasets import STL10
+
+        return self._torchvision(STL10, ({"split": "train"}, {"split": "test"}))
+
+
+class _MNISTFormatDataModule(InMemoryDataModule):
+    """MNIST-format data sets; also found as gzipped IDX files in a system directory."""
+
+    system_dirs: tuple[Path, ...] = ()
+    folder: str = ""
+
+    def _unpack_system_copy(self) -> None:
+        raw = self.data_dir / self.folder / "raw"
+        for source in self.system_dirs:
+            files = sorted(source.glob("*-ubyte.gz")) if source.is_dir() else []
+            if len(files) < 4:
+                continue
+            raw.mkdir(parents=True, exist_ok=True)
+            for gz in files:
+                target = raw / gz.name[: -len(".gz")]
+                if not target.exists():
+                    tmp = target.with_suffix(".part")
+                    with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
+                        shutil.copyfileobj(src, dst)
+                    tmp.replace(target)
+            log.info("using %s from %s", self.name, source)
+            return
+
+    def read(self) -> Arrays:
+        from torchvision import datasets
+
+        try:
+            self._unpack_system_copy()
+        except OSError as err:
+            raise DataError(f"data.data_dir={self.data_dir} is not writable: {err}") from err
+        factory = getattr(datasets, self.folder)
+        return self._torchvision(factory, ({"train": True}, {"train": False}), self.system_dirs)
+
+
+class FashionMNISTDataModule(_MNISTFormatDataModule):
+    """Fashion-MNIST (Xiao et al. 2017): 60,000 train / 10,000 test grayscale 28x28."""
+
+    name = "fashion_mnist"
+    folder = "FashionMNIST"
+    # Debian's package dataset-fashion-mnist installs the gzipped IDX files here.
+    system_dirs = (Path("/usr/share/datasets/fashion-mnist"),)
+
+
+class MNISTDataModule(_MNISTFormatDataModule):
+    """MNIST (LeCun et al. 1998): 60,000 train / 10,000 test grayscale 28x28."""
+
+    name = "mnist"
+    folder = "MNIST"
+
+
+class CustomDataModule(InMemoryDataModule):
+    """A researcher's own data: an ``.npz`` with ``x_train, y_train, x_test, y_test``.
+
+    Images are uint8, NHWC or NCHW (``layout``: auto, nhwc or nchw), any size and channel
+    count; NHW (no channel axis) is read as one channel. Labels are integers 0..num_classes-1.
+    """
+
+    name = "custom"
+    KEYS = ("x_train", "y_train", "x_test", "y_test")
+
+    def __init__(
+        self, path: str, layout: str = "auto", num_classes: int | None = None, **kwargs
+    ) -> None:
+        super().__init__(**kwargs)
+        if layout not in ("auto", "nhwc", "nchw"):
+            raise DataError(f"data.layout={layout!r} is invalid: accepted are auto, nhwc, nchw")
+        self.path = Path(path).expanduser() if path else None
+        self.layout = layout
+        self.declared_classes = num_classes
+
+    def read(self) -> Arrays:
+        if self.path is None:
+            raise DataError("data=custom needs data.path=<file.npz> holding " + ", ".join(self.KEYS))
+        if not self.path.is_file():
+            raise DataError(f"data.path={self.path} was not found (looked in {self.path.resolve()})")
+        try:
+            with np.load(self.path, allow_pickle=False) as npz:
+                missing = [k for k in self.KEYS if k not in npz.files]
+                if missing:
+                    raise DataError(
+                        f"{self.path} lacks {', '.join(missing)}; it holds {', '.join(npz.files)} "
+                        f"and needs {', '.join(self.KEYS)}"
+                    )
+                arrays = {k: npz[k] for k in self.KEYS}
+        except DataError:
+            raise
+        except Exception as err:
+            raise DataError(f"{self.path} is not a readable .npz file: {err}") from err
+        out = []
+        for split in ("train", "test"):
+            x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
+            if x.dtype != np.uint8:
+                raise DataError(f"{self.path}: x_{split} has dtype {x.dtype}; uint8 is required")
+            if x.ndim not in (3, 4):
+                raise DataError(
+                    f"{self.path}: x_{split} has shape {x.shape}; accepted are NHW, NHWC, NCHW"
+                )
+            if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+                raise DataError(f"{self.path}: y_{split} must be a 1-D integer array, got {y.dtype} {y.shape}")
+            if len(x) != len(y):
+                raise DataError(
+                    f"{self.path}: x_{split} holds {len(x)} images but y_{split} {len(y)} labels"
+                )
+            limit = self.declared_classes
+            bad = y[(y < 0) | ((y >= limit) if limit else False)]
+            if len(bad):
+                accepted = f"0..{limit - 1}" if limit else "non-negative integers"
+                raise DataError(
+                    f"{self.path}: y_{split} holds label {int(bad[0])} out of range; accepted: {accepted}"
+                )
+            out += [torch.from_numpy(self._nchw(x)), torch.from_numpy(y.astype(np.int64))]
+        return tuple(out)
+
+    def _nchw(self, x: np.ndarray) -> np.ndarray:
+        if x.ndim == 3:
+            return np.ascontiguousarray(x[:, None])
+        layout = self.layout
+        if layout == "auto":
+            layout = "nchw" if x.shape[1] <= 4 < x.shape[3] else "nhwc"
+        return np.ascontiguousarray(x if layout == "nchw" else x.transpose(0, 3, 1, 2))
+
+    def setup(self, stage: str | None = None) -> None:
+        super().setup(stage)
+        if self.declared_classes:
+            self.num_classes = int(self.declared_classes)

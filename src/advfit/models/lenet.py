@@ -1,0 +1,65 @@
+"""LeNet-5 (LeCun et al. 1998), adapted to the input's channels and size."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+
+
+class LeNet(nn.Module):
+    """conv 6@5x5 -> pool -> conv 16@5x5 -> pool -> FC 120 -> FC 84 -> FC classes.
+
+    Takes pixels in [0, 1] of shape ``(N, C, H, W)``; ``input_shape`` is ``(C, H, W)``. The
+    first fully connected layer is sized from the input, so 1x28x28 up to 3x96x96 work.
+    Inputs smaller than 32x32 are zero-padded to 32x32 inside the network, as LeCun did
+    for MNIST, so the feature maps keep the paper's 5x5 size at the last pool.
+
+    Args:
+        input_shape: (channels, height, width).
+        num_classes: number of output logits.
+        activation: ``relu`` (the usual Keras rendition, assumed for the paper) or ``tanh``.
+        pool: ``max`` (Keras rendition) or ``avg`` (closer to the original subsampling).
+    """
+
+    def __init__(
+        self,
+        input_shape: tuple[int, int, int],
+        num_classes: int,
+        activation: str = "relu",
+        pool: str = "max",
+    ) -> None:
+        super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation={activation!r} is invalid: accepted are {sorted(ACTIVATIONS)}")
+        if pool not in POOLS:
+            raise ValueError(f"pool={pool!r} is invalid: accepted are {sorted(POOLS)}")
+        channels, height, width = (int(v) for v in input_shape)
+        self.input_shape = (channels, height, width)
+        self.num_classes = int(num_classes)
+        pad_h, pad_w = max(0, 32 - height), max(0, 32 - width)
+        act, pooling = ACTIVATIONS[activation], POOLS[pool]
+        self.pad = nn.ZeroPad2d((pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+        self.features = nn.Sequential(
+            nn.Conv2d(channels, 6, kernel_size=5),
+            act(),
+            pooling(2),
+            nn.Conv2d(6, 16, kernel_size=5),
+            act(),
+            pooling(2),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            flat = self.features(self.pad(torch.zeros(1, channels, height, width))).shape[1]
+        self.classifier = nn.Sequential(
+            nn.Linear(flat, 120),
+            act(),
+            nn.Linear(120, 84),
+            act(),
+            nn.Linear(84, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.features(self.pad(x)))

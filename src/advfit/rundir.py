@@ -1,0 +1,144 @@
+"""The run-directory contract (see DESIGN.md): where each artifact of a run lives.
+
+Every results file is written atomically (a temporary file in the same directory, then a
+rename), so a run killed at any moment leaves either the old file or the new one, never a
+torn one; ``DONE`` is written last.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+
+TRAIN_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
+
+
+def atomic_write(path: Path, write: Callable[[io.IOBase], None], binary: bool = False) -> None:
+    """Write ``path`` through ``write(file)`` into a temporary file, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text))
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
+
+
+class RunDir:
+    """Paths and small readers/writers of one run directory."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    # -- paths --------------------------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.root / ".hydra" / "config.yaml"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    @property
+    def last_checkpoint(self) -> Path:
+        return self.checkpoints / "last.ckpt"
+
+    @property
+    def adversarial(self) -> Path:
+        return self.root / "adversarial"
+
+    @property
+    def epochs_csv(self) -> Path:
+        return self.root / "epochs.csv"
+
+    @property
+    def distances_csv(self) -> Path:
+        return self.root / "distances.csv"
+
+    @property
+    def summary_json(self) -> Path:
+        return self.root / "summary.json"
+
+    @property
+    def done(self) -> Path:
+        return self.root / "DONE"
+
+    def snapshot(self, epoch: int) -> Path:
+        """Weights of the network after 1-based ``epoch``."""
+        return self.checkpoints / f"epoch_{epoch:03d}.pt"
+
+    def snapshots(self) -> dict[int, Path]:
+        """Every snapshot on disk, by 1-based epoch, in epoch order."""
+        found = {}
+        for path in self.checkpoints.glob("epoch_*.pt"):
+            try:
+                found[int(path.stem.split("_")[1])] = path
+            except ValueError:
+                continue
+        return dict(sorted(found.items()))
+
+    def attack_set(self, attack: str) -> Path:
+        return self.adversarial / f"{attack}.pt"
+
+    # -- state --------------------------------------------------------------------------
+    def is_done(self) -> bool:
+        return self.done.is_file()
+
+    def mark_done(self) -> None:
+        atomic_write_text(self.done, "")
+
+    def unmark_done(self) -> None:
+        self.done.unlink(missing_ok=True)
+
+    def read_epochs(self) -> pd.DataFrame:
+        if not self.epochs_csv.is_file():
+            return pd.DataFrame(columns=TRAIN_COLUMNS)
+        return pd.read_csv(self.epochs_csv)
+
+    def write_epochs(self, frame: pd.DataFrame) -> None:
+        frame = frame.sort_values("epoch").reset_index(drop=True)
+        atomic_write_text(self.epochs_csv, frame.to_csv(index=False, float_format="%.8g"))
+
+    def read_summary(self) -> dict[str, Any]:
+        if not self.summary_json.is_file():
+            return {}
+        return json.loads(self.summary_json.read_text())
+
+    def update_summary(self, **fields: Any) -> dict[str, Any]:
+        """Merge ``fields`` into ``summary.json`` (nested dicts are merged one level deep)."""
+        summary = self.read_summary()
+        for key, value in fields.items():
+            if isinstance(value, dict) and isinstance(summary.get(key), dict):
+                summary[key] = {**summary[key], **value}
+            else:
+                summary[key] = value
+        atomic_write_text(self.summary_json, json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        return summary
+
+    def best_epoch(self) -> int:
+        """The 1-based epoch with the best validation accuracy (the first one on ties)."""
+        epochs = self.read_epochs()
+        if epochs.empty:
+            raise FileNotFoundError(f"{self.epochs_csv} holds no epochs")
+        return int(epochs.loc[epochs["val_acc"].idxmax(), "epoch"])

@@ -1,0 +1,72 @@
+"""Shared fixtures: compose the real configs and shrink them (tiny data, CPU, tmp dirs)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, open_dict
+
+from advfit.config import register_resolvers
+from advfit.data import FashionMNISTDataModule
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+FMNIST_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
+
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("WANDB_MODE", "offline")
+register_resolvers()
+
+
+def compose_cfg(overrides: list[str], out: Path, data_dir: Path | None = None) -> DictConfig:
+    """The train config as Hydra would compose it, with every path under ``out``."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            "train",
+            overrides=[
+                f"paths.root_dir={out}",
+                f"paths.output_dir={out / 'run'}",
+                "trainer.enable_progress_bar=false",
+                *([f"paths.data_dir={data_dir}"] if data_dir else []),
+                *overrides,
+            ],
+            return_hydra_config=True,
+        )
+    HydraConfig.instance().set_config(cfg)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+@pytest.fixture(scope="session")
+def fmnist_dir(tmp_path_factory) -> Path:
+    """A data directory holding real Fashion-MNIST (Debian's files, or $ADVFIT_DATA's)."""
+    if os.environ.get("ADVFIT_DATA"):
+        return Path(os.environ["ADVFIT_DATA"])
+    if not FMNIST_SYSTEM.is_dir():
+        pytest.skip("Fashion-MNIST is not installed (make install puts it there on Debian)")
+    data_dir = tmp_path_factory.mktemp("data")
+    module = FashionMNISTDataModule(data_dir=str(data_dir), download=False)
+    module.setup()
+    return data_dir
+
+
+def run_cli(script: str, *args: str, cwd: Path, env: dict | None = None, timeout: int = 600):
+    """Run an entry point as a user would; returns the CompletedProcess."""
+    environment = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
+    return subprocess.run(
+        [sys.executable, str(ROOT / script), *args],
+        cwd=cwd,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -1,0 +1,85 @@
+"""Every config group composes and instantiates."""
+
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+
+from advfit.config import run_dir_name, validate_train_config
+from advfit.errors import ConfigError
+from advfit.tasks import instantiate_group
+from tests.conftest import CONF, compose_cfg
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+@pytest.mark.parametrize("data", options("data"))
+def test_every_data_config_instantiates(tmp_path, data):
+    cfg = compose_cfg([f"data={data}"], tmp_path)
+    dm = instantiate(cfg.data)
+    assert dm.name == cfg.data.name == data
+    assert dm.batch_size == 32 and dm.n_folds == 5
+
+
+@pytest.mark.parametrize("experiment", options("experiment"))
+def test_every_experiment_composes(tmp_path, experiment):
+    cfg = compose_cfg([f"experiment={experiment}"], tmp_path)
+    validate_train_config(cfg)
+    instantiate(cfg.data)
+    if experiment.startswith("paper_"):
+        assert cfg.data.grayscale is True and cfg.trainer.max_epochs == 35
+
+
+@pytest.mark.parametrize("regime", options("regime"))
+@pytest.mark.parametrize("logger", options("logger"))
+def test_model_trainer_callbacks_loggers_instantiate(tmp_path, regime, logger):
+    cfg = compose_cfg([f"regime={regime}", f"logger={logger}", "debug=fast"], tmp_path)
+    net = instantiate(cfg.model.net, input_shape=[1, 28, 28], num_classes=10)
+    model = instantiate(cfg.model, net=net)
+    optimizer = model.configure_optimizers()
+    assert optimizer.param_groups[0]["lr"] == {"normal": 1e-5, "overfit": 0.0024}[regime]
+    callbacks = instantiate_group(cfg.callbacks)
+    loggers = instantiate_group(cfg.logger)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    assert isinstance(trainer, pl.Trainer) and trainer.max_epochs == 2
+    assert len(loggers) == {"none": 0, "csv": 1, "wandb": 2}[logger]
+
+
+def test_regime_sets_epochs_and_users_override_with_known_names(tmp_path):
+    cfg = compose_cfg(["regime=overfit"], tmp_path)
+    assert cfg.trainer.max_epochs == 35 and cfg.regime.lr == 0.0024
+    cfg = compose_cfg(["trainer.max_epochs=3", "regime.lr=0.01", "data.batch_size=64"], tmp_path)
+    assert cfg.trainer.max_epochs == 3 and cfg.model.optimizer.lr == 0.01
+    assert cfg.data.batch_size == 64
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("fold=5", r"fold=5 is invalid: accepted values are 0..4"),
+        ("n_folds=1", r"n_folds=1 is invalid"),
+        ("regime.lr=-0.1", r"regime.lr=-0.1 is invalid"),
+        ("trainer.max_epochs=0", r"trainer.max_epochs=0 is invalid"),
+    ],
+)
+def test_bad_values_name_the_value(tmp_path, override, message):
+    cfg = compose_cfg([override], tmp_path)
+    with pytest.raises(ConfigError, match=message):
+        validate_train_config(cfg)
+
+
+def test_run_dir_name_keeps_only_result_changing_overrides():
+    name = run_dir_name(
+        "cifar10-overfit-fold2-seed0",
+        "data=cifar10|fold=2|logger=csv|regime.lr=0.001|hydra/launcher=joblib|trainer.max_epochs=5",
+    )
+    assert name == "cifar10-overfit-fold2-seed0_regime.lr=0.001_trainer.max_epochs=5"
+    assert run_dir_name("a", "") == "a"
+
+
+def test_local_config_is_optional_and_ignored_by_git():
+    assert (CONF / "local").is_dir()
+    assert "conf/local/*" in (Path(CONF).parent / ".gitignore").read_text()

@@ -1,0 +1,100 @@
+"""End to end on real Fashion-MNIST: train.py learns, snapshots every epoch, writes the
+run-directory contract and an offline W&B run; the two regimes really differ."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from advfit.models import LeNet
+from advfit.rundir import RunDir
+from advfit.tasks import train
+from tests.conftest import compose_cfg, run_cli
+from tests.wandb_history import history
+
+
+@pytest.mark.slow
+def test_train_end_to_end_learns_and_writes_the_contract(tmp_path, fmnist_dir):
+    args = [
+        f"paths.root_dir={tmp_path}", f"paths.data_dir={fmnist_dir}", "task_name=e2e",
+        "regime=overfit", "trainer.max_epochs=3", "data.train_subset=6000",
+        "data.test_subset=1000", "trainer.enable_progress_bar=false",
+    ]
+    result = run_cli("train.py", *args, cwd=tmp_path, env={"WANDB_MODE": ""})
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Named from the config: identity first, then every other overridden key, sorted.
+    run = RunDir(
+        tmp_path / "multirun" / "e2e" / "fashion_mnist-overfit-fold0-seed0_data.test_subset=1000"
+        "_data.train_subset=6000_trainer.max_epochs=3"
+    )
+    assert run.is_done()
+
+    epochs = pd.read_csv(run.epochs_csv)
+    assert list(epochs.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
+    assert epochs["epoch"].tolist() == [1, 2, 3]
+    assert epochs["val_acc"].max() > 0.7  # chance is 0.1
+    assert epochs["train_loss"].iloc[-1] < epochs["train_loss"].iloc[0]
+
+    assert sorted(run.snapshots()) == [1, 2, 3] and run.last_checkpoint.is_file()
+    # A snapshot is the plain network's weights and reproduces the logged accuracy's regime.
+    net = LeNet((1, 28, 28), 10)
+    net.load_state_dict(torch.load(run.snapshot(3), weights_only=True))
+
+    summary = json.loads(run.summary_json.read_text())
+    assert summary["best_epoch"] == int(epochs.loc[epochs["val_acc"].idxmax(), "epoch"])
+    assert (summary["dataset"], summary["regime"], summary["fold"], summary["lr"]) == ("fashion_mnist", "overfit", 0, 0.0024)
+    assert summary["seconds"]["fit"] > 0 and "torch" in summary["versions"]
+    assert (run.root / ".hydra" / "config.yaml").is_file()
+
+    logged = [row for row in history(run.root) if "val/acc" in row]
+    assert [round(r["val/acc"], 6) for r in logged] == [round(v, 6) for v in epochs["val_acc"]]
+
+    again = run_cli("train.py", *args, cwd=tmp_path)
+    assert again.returncode == 0 and "skipping" in again.stderr + again.stdout
+
+
+@pytest.mark.slow
+def test_overfit_regime_opens_a_gap_the_normal_regime_does_not(tmp_path, fmnist_dir):
+    gaps = {}
+    for regime in ("normal", "overfit"):
+        cfg = compose_cfg(
+            [f"regime={regime}", "trainer.max_epochs=40", "data.train_subset=1000",
+             "data.test_subset=100", "logger=none"],
+            tmp_path / regime, data_dir=fmnist_dir,
+        )
+        train(cfg)
+        last = RunDir(cfg.paths.output_dir).read_epochs().iloc[-1]
+        gaps[regime] = last["train_acc"] - last["val_acc"]
+    assert gaps["overfit"] > 0.1, gaps
+    assert abs(gaps["normal"]) < 0.05, gaps
+
+
+def test_same_seed_same_numbers(tmp_path, fmnist_dir):
+    frames = []
+    for name in ("a", "b"):
+        cfg = compose_cfg(
+            ["regime=overfit", "trainer.max_epochs=2", "data.train_subset=500",
+             "data.test_subset=100", "logger=none"],
+            tmp_path / name, data_dir=fmnist_dir,
+        )
+        train(cfg)
+        frames.append(RunDir(cfg.paths.output_dir).read_epochs())
+    pd.testing.assert_frame_equal(frames[0], frames[1])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fold=7"], "fold=7 is invalid: accepted values are 0..4"),
+        (["data=imagenet"], "Could not find 'data/imagenet'"),
+        (["regime=fast"], "Could not find 'regime/fast'"),
+        (["model=resnet"], "Could not find 'model/resnet'"),
+        (["data=custom", "data.path=/nonexistent/set.npz"], "data.path=/nonexistent/set.npz was not found"),
+    ],
+)
+def test_bad_input_stops_before_training(tmp_path, args, message):
+    result = run_cli("train.py", f"paths.root_dir={tmp_path}", "logger=none", *args, cwd=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not list(tmp_path.rglob("DONE")) and not list(tmp_path.rglob("epoch_*.pt"))

@@ -4,28 +4,17 @@
     python train.py -m regime=normal,overfit fold=0-4
 """
 
-import logging
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from advfit.config import register_resolvers
-from advfit.errors import UserError
+from advfit.cli import reports_user_errors
 from advfit.tasks import train
-
-register_resolvers()
-log = logging.getLogger("advfit")
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
-def main(cfg: DictConfig) -> float | None:
-    try:
-        summary = train(cfg)
-    except UserError as err:
-        log.error("%s", err)
-        sys.exit(2)
-    return summary.get("best_val_acc")
+@reports_user_errors
+def main(cfg: DictConfig) -> None:
+    train(cfg)
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -36,6 +37,10 @@ def run_dir_name(run_name: str, override_dirname: str = "") -> str:
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("advfit.run_dir"):
         OmegaConf.register_new_resolver("advfit.run_dir", run_dir_name)
+    if not OmegaConf.has_resolver("advfit.abspath"):
+        OmegaConf.register_new_resolver(
+            "advfit.abspath", lambda path: str(Path(str(path)).expanduser().absolute())
+        )
 
 
 def _require(ok: bool, message: str) -> None:

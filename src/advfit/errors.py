@@ -1,5 +1,7 @@
 """Errors a user can fix; the entry points print their message without a traceback."""
 
+from __future__ import annotations
+
 from advfit.data.errors import DataError
 
 
@@ -7,4 +9,18 @@ class ConfigError(ValueError):
     """A config value is invalid; the message names it and what is accepted."""
 
 
-UserError = (ConfigError, DataError)
+class RunError(RuntimeError):
+    """A run directory is not usable as asked (not a run, no snapshots, a corrupt file)."""
+
+
+UserError = (ConfigError, DataError, RunError)
+
+
+def user_error(exc: BaseException) -> BaseException | None:
+    """The user-fixable error behind ``exc`` (Hydra wraps errors raised while instantiating)."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, UserError):
+            return seen
+        seen = seen.__cause__
+    return None

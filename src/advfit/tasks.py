@@ -13,7 +13,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from advfit.config import validate_train_config
-from advfit.rundir import RunDir
+from advfit.errors import RunError
+from advfit.replay import Replay
+from advfit.rundir import RunDir, atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +81,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         log.info("skipping %s: it is complete (DONE exists)", run.root)
         return run.read_summary()
 
+    # The contract keeps the resolved config, so evaluate.py and the report need no Hydra.
+    run.config.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.config, OmegaConf.to_yaml(cfg, resolve=True))
     started = time.perf_counter()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule, model = build(cfg)
@@ -96,7 +101,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
         if trainer.interrupted:
             raise KeyboardInterrupt
-        seconds = {"setup": fit_started - started, "fit": time.perf_counter() - fit_started}
+        seconds = {"setup": fit_started - started, "fit_and_replay": time.perf_counter() - fit_started}
         summary = run.update_summary(
             **run_identity(cfg),
             best_epoch=run.best_epoch(),
@@ -110,3 +115,58 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         return summary
     finally:
         finish_loggers(loggers)
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Replay a finished or interrupted run directory with its own saved config.
+
+    ``cfg.attack`` (when given) replaces the run's attacks and ``cfg.replay.n_images`` (when
+    given) its number of images; nothing is retrained. ``DONE`` is removed while the run's
+    files change and written again at the end when training had completed.
+    """
+    run = RunDir(cfg.run_dir)
+    if not run.config.is_file():
+        raise RunError(f"run_dir={cfg.run_dir} is not a run directory: {run.config} is missing")
+    run_cfg = OmegaConf.load(run.config)
+    attacks_cfg = cfg.get("attack") or run_cfg.get("attack")
+    n_images = cfg.replay.n_images if cfg.replay.n_images is not None else run_cfg.replay.n_images
+    attacks = dict(instantiate(attacks_cfg))
+    datamodule, model = build(run_cfg)
+    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if cfg.device == "auto" else cfg.device))
+    datamodule.to(device)
+    was_done = run.is_done()
+    run.unmark_done()
+    wandb_run = open_wandb_run(run, run_cfg) if cfg.wandb else None
+    try:
+        torch.manual_seed(int(run_cfg.seed))
+        summary = Replay(
+            run, model.net.to(device), datamodule.x_test, datamodule.y_test, attacks,
+            n_images=n_images, batch_size=datamodule.eval_batch_size, progress=cfg.progress,
+            wandb_run=wandb_run,
+        )()
+    finally:
+        if wandb_run is not None:
+            wandb_run.finish()
+    epochs = run.read_epochs()
+    if was_done or len(epochs) >= int(run_cfg.trainer.max_epochs):
+        run.mark_done()
+    return summary
+
+
+def open_wandb_run(run: RunDir, run_cfg: DictConfig):
+    """Continue the run's own W&B run (same id), when it logged to W&B."""
+    node = OmegaConf.select(run_cfg, "logger.wandb")
+    if not node:
+        return None
+    import wandb
+
+    from advfit.loggers import resolve_wandb_mode
+    from advfit.loggers import run_id as wandb_run_id
+
+    mode = resolve_wandb_mode(node.get("mode", "auto"))
+    return wandb.init(
+        dir=str(run.root), id=wandb_run_id(run.root), resume="allow", mode=mode,
+        project=node.get("project"), entity=node.get("entity"), group=node.get("group"),
+        name=node.get("name"), job_type=node.get("job_type"),
+    )

@@ -1,5 +1,6 @@
 """Callbacks: per-epoch snapshots and the adversarial replay at the end of fitting."""
 
+from advfit.callbacks.replay import AdversarialReplay
 from advfit.callbacks.snapshots import EpochSnapshots
 
-__all__ = ["EpochSnapshots"]
+__all__ = ["AdversarialReplay", "EpochSnapshots"]

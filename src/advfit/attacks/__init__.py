@@ -1,0 +1,5 @@
+"""Attacks: advertorch's untargeted attacks behind one ``(model, x, y) -> x_adv`` contract."""
+
+from advfit.attacks.base import Attack, frozen
+
+__all__ = ["Attack", "frozen"]

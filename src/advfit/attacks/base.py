@@ -1,0 +1,92 @@
+"""One contract for every attack: ``attack(model, x, y) -> x_adv``, pixels in [0, 1]."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from hydra.utils import get_class
+from torch import nn
+from tqdm.auto import tqdm
+
+from advfit.attacks import advertorch_compat  # noqa: F401  (makes advertorch importable)
+from advfit.errors import ConfigError
+
+
+@contextmanager
+def frozen(model: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and no parameter gradients while crafting; both restored afterwards.
+
+    Attacks need gradients with respect to the input only; leaving the parameters
+    trainable makes every backward pass also compute their gradients.
+    """
+    was_training = model.training
+    flags = [p.requires_grad for p in model.parameters()]
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, flag in zip(model.parameters(), flags, strict=True):
+            p.requires_grad_(flag)
+        model.train(was_training)
+
+
+class Attack:
+    """An untargeted attack built from an advertorch attack class (or a compatible one).
+
+    Args:
+        name: the attack's name in results (``asr_<name>``, ``adversarial/<name>.pt``).
+        attack: dotted path of the class, e.g. ``advertorch.attacks.GradientSignAttack``; it
+            is constructed as ``cls(model, **params)`` and crafts with ``perturb(x, y)``.
+        batch_size: images crafted per call to ``perturb``.
+        params: the class's keyword arguments (``eps``, ``nb_iter``, ...). ``num_classes``
+            is filled from the model when the class takes it and the config does not say.
+    """
+
+    def __init__(self, name: str, attack: str, batch_size: int = 250, **params: Any) -> None:
+        self.name = name
+        try:
+            self.cls = get_class(attack)
+        except Exception as err:
+            raise ConfigError(f"attack.{name}.attack={attack!r} is not an importable class: {err}") from err
+        if int(batch_size) < 1:
+            raise ConfigError(f"attack.{name}.batch_size={batch_size} is invalid: it must be >= 1")
+        for key in ("eps", "eps_iter"):
+            if key in params and not float(params[key]) >= 0:
+                raise ConfigError(f"attack.{name}.{key}={params[key]} is invalid: it must be >= 0")
+        accepted = inspect.signature(self.cls.__init__).parameters
+        unknown = sorted(set(params) - set(accepted))
+        if unknown:
+            raise ConfigError(
+                f"attack.{name}: {', '.join(unknown)} not accepted by {attack}; "
+                f"accepted: {', '.join(k for k in accepted if k not in ('self', 'predict'))}"
+            )
+        self.batch_size = int(batch_size)
+        self.params = dict(params)
+        self._takes_classes = "num_classes" in accepted
+
+    def describe(self) -> dict[str, Any]:
+        """What identifies a crafted set: the class and its parameters."""
+        return {"attack": f"{self.cls.__module__}.{self.cls.__qualname__}", **self.params}
+
+    def build(self, model: nn.Module):
+        params = dict(self.params)
+        if self._takes_classes and params.get("num_classes") is None:
+            params["num_classes"] = model.num_classes
+        return self.cls(model, **params)
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, progress: bool = False) -> torch.Tensor:
+        """Adversarial examples for ``x`` (pixels in [0, 1]) with true labels ``y``."""
+        out = torch.empty_like(x)
+        with frozen(model):
+            adversary = self.build(model)
+            starts = range(0, len(x), self.batch_size)
+            for start in tqdm(starts, desc=f"crafting {self.name}", unit="batch", disable=not progress):
+                batch = slice(start, start + self.batch_size)
+                out[batch] = adversary.perturb(x[batch], y[batch]).detach()
+        return out

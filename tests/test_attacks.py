@@ -1,0 +1,96 @@
+"""The attack layer: advertorch's import fix, the (model, x, y) -> x_adv contract, distances."""
+
+import pytest
+import torch
+
+from advfit.attacks import Attack, frozen
+from advfit.attacks.advertorch_compat import zero_gradients
+from advfit.errors import ConfigError
+from advfit.metrics import perturbation_norms, summarize_norms
+from advfit.models import LeNet
+
+
+def test_advertorch_imports_and_zero_gradients_behaves_like_torchs_old_one():
+    from advfit.attacks.advertorch_compat import attacks
+
+    assert hasattr(attacks, "FABAttack")  # the module whose import used to fail
+    a, b = torch.ones(3, requires_grad=True), torch.ones(2, requires_grad=True)
+    (a.sum() * 2 + b.sum()).backward()
+    zero_gradients([a, b])
+    assert torch.equal(a.grad, torch.zeros(3)) and torch.equal(b.grad, torch.zeros(2))
+
+
+@pytest.fixture
+def net():
+    torch.manual_seed(0)
+    return LeNet((1, 28, 28), 10)
+
+
+def fgsm(**kw):
+    return Attack("fgsm", "advertorch.attacks.GradientSignAttack", eps=kw.pop("eps", 0.3), clip_min=0.0, clip_max=1.0, **kw)
+
+
+def pgd(**kw):
+    return Attack("pgd", "advertorch.attacks.LinfPGDAttack", eps=0.3, eps_iter=0.1, nb_iter=10, rand_init=True, clip_min=0.0, clip_max=1.0, **kw)
+
+
+@pytest.mark.parametrize("make", [fgsm, pgd], ids=["fgsm", "pgd"])
+def test_linf_attacks_stay_in_the_ball_and_the_pixel_range(net, make):
+    torch.manual_seed(1)
+    x, y = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    x_adv = make(batch_size=20)(net, x, y)
+    assert x_adv.shape == x.shape
+    assert (x_adv - x).abs().max() <= 0.3 + 1e-6
+    assert x_adv.min() >= 0 and x_adv.max() <= 1
+    assert (x_adv != x).any()
+
+
+def test_attacks_freeze_parameters_and_restore_the_models_state(net):
+    net.train()
+    net.features[0].weight.requires_grad_(False)  # a mixed state must come back as it was
+    x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
+    seen = []
+    net.register_forward_hook(lambda m, i, o: seen.append((m.training, [p.requires_grad for p in m.parameters()])))
+    fgsm()(net, x, y)
+    assert seen and all(not training and not any(flags) for training, flags in seen)
+    assert net.training
+    assert [p.requires_grad for p in net.parameters()] == [False] + [True] * 9
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_frozen_restores_on_error(net):
+    with pytest.raises(RuntimeError), frozen(net):
+        raise RuntimeError
+    assert net.training and all(p.requires_grad for p in net.parameters())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"eps": -0.1}, r"attack.fgsm.eps=-0.1 is invalid"), ({"nb_iter": 3}, r"nb_iter not accepted")],
+)
+def test_bad_attack_parameters_name_the_value(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        fgsm(**kwargs)
+
+
+def test_unknown_attack_class():
+    with pytest.raises(ConfigError, match="advertorch.attacks.Nope"):
+        Attack("x", "advertorch.attacks.Nope")
+
+
+def test_distances_on_hand_built_perturbations():
+    x = torch.zeros(3, 3, 4, 4)
+    adv = x.clone()
+    adv[0, 0, 0, 0] = 0.5  # one element of one pixel
+    adv[0, 1, 0, 0] = -0.5  # the same pixel, another channel
+    adv[0, 2, 1, 1] = 0.1  # another pixel
+    adv[1] = 0.2  # every element
+    norms = perturbation_norms(x, adv)
+    assert norms["l0"].tolist() == [2, 16, 0]
+    assert norms["l0_elements"].tolist() == [3, 48, 0]
+    assert torch.allclose(norms["l2"], torch.tensor([(0.25 + 0.25 + 0.01) ** 0.5, (48 * 0.04) ** 0.5, 0.0]))
+    assert torch.allclose(norms["linf"], torch.tensor([0.5, 0.2, 0.0]))
+    summary = summarize_norms(norms, torch.tensor([True, True, False]))
+    assert summary["l0_mean"] == 9 and summary["l0_std"] == 7  # population std of (2, 16)
+    assert summary["linf_mean"] == pytest.approx(0.35)
+    assert all(v != v for v in summarize_norms(norms, torch.zeros(3, dtype=torch.bool)).values())

@@ -1,0 +1,123 @@
+"""Adversarial replay on a LeNet trained on real Fashion-MNIST, and evaluate.py."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+import torch
+
+from advfit.data import FashionMNISTDataModule, to_unit_range
+from advfit.models import LeNet
+from advfit.rundir import RunDir
+from advfit.tasks import train
+from tests.conftest import compose_cfg, run_cli
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, fmnist_dir):
+    out = tmp_path_factory.mktemp("replay")
+    cfg = compose_cfg(
+        ["regime=overfit", "trainer.max_epochs=3", "data.train_subset=6000",
+         "data.test_subset=1000", "replay.n_images=200", "logger=none"],
+        out, data_dir=fmnist_dir,
+    )
+    train(cfg)
+    return RunDir(cfg.paths.output_dir), cfg
+
+
+def test_replay_writes_the_contract(trained):
+    run, cfg = trained
+    assert run.is_done()
+    epochs = pd.read_csv(run.epochs_csv)
+    assert list(epochs.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc",
+                                    "test_acc", "asr_fgsm", "asr_pgd", "asr_cw"]
+    assert epochs["test_acc"].between(0.6, 1).all() and epochs[["asr_fgsm", "asr_pgd", "asr_cw"]].notna().all().all()
+    distances = pd.read_csv(run.distances_csv).set_index("attack")
+    assert list(distances.index) == ["fgsm", "pgd", "cw"] and (distances["n"] == 200).all()
+    summary = json.loads(run.summary_json.read_text())
+    for name in ("fgsm", "pgd", "cw"):
+        saved = torch.load(run.attack_set(name), weights_only=True)
+        assert saved["best_epoch"] == summary["best_epoch"] and len(saved["indices"]) == 200
+        assert saved["params"]["attack"].startswith("advertorch.attacks")
+
+
+def test_attacks_fool_the_best_snapshot(trained):
+    run, _ = trained
+    best = run.best_epoch()
+    epochs = pd.read_csv(run.epochs_csv).set_index("epoch")
+    distances = pd.read_csv(run.distances_csv).set_index("attack")
+    assert epochs.loc[best, "asr_fgsm"] >= 0.5
+    assert epochs.loc[best, "asr_cw"] >= 0.9
+    assert distances.loc["cw", "l2_mean"] < 0.5 * distances.loc["fgsm", "l2_mean"]
+    assert distances.loc["fgsm", "linf_mean"] == pytest.approx(0.3, abs=1e-6)
+    assert distances.loc["fgsm", "n_fooled"] == round(epochs.loc[best, "asr_fgsm"] * 200)
+
+
+def test_asr_equals_one_minus_accuracy_recomputed_from_the_saved_set(trained, fmnist_dir):
+    run, cfg = trained
+    best = run.best_epoch()
+    net = LeNet((1, 28, 28), 10)
+    net.load_state_dict(torch.load(run.snapshot(best), weights_only=True))
+    net.eval()
+    test = FashionMNISTDataModule(data_dir=str(fmnist_dir), download=False)
+    test.setup()
+    epochs = pd.read_csv(run.epochs_csv).set_index("epoch")
+    for name in ("fgsm", "pgd", "cw"):
+        saved = torch.load(run.attack_set(name), weights_only=True)
+        # The sources are test images the best snapshot classified correctly.
+        originals = to_unit_range(test.x_test[saved["indices"]])
+        with torch.no_grad():
+            assert (net(originals).argmax(1) == saved["labels"]).all()
+            accuracy = (net(saved["x_adv"]).argmax(1) == saved["labels"]).float().mean().item()
+        assert epochs.loc[best, f"asr_{name}"] == pytest.approx(1 - accuracy, abs=1e-7)
+
+
+def test_evaluate_reproduces_the_callbacks_numbers(trained, tmp_path):
+    run, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run.root, copy)
+    for path in (copy / "adversarial").glob("*.pt"):
+        path.unlink()  # craft again from scratch, not reuse
+    (copy / "epochs.csv").write_text(pd.read_csv(run.epochs_csv).iloc[:, :5].to_csv(index=False))
+    result = run_cli("evaluate.py", f"run_dir={copy}", "progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    pd.testing.assert_frame_equal(pd.read_csv(copy / "epochs.csv"), pd.read_csv(run.epochs_csv))
+    pd.testing.assert_frame_equal(pd.read_csv(copy / "distances.csv"), pd.read_csv(run.distances_csv))
+    assert (copy / "DONE").is_file()
+
+
+def test_evaluate_with_other_attacks_and_n(trained, tmp_path):
+    run, _ = trained
+    copy = tmp_path / "run"
+    shutil.copytree(run.root, copy)
+    result = run_cli("evaluate.py", f"run_dir={copy}", "attack=[fgsm]", "replay.n_images=50",
+                     "progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    epochs = pd.read_csv(copy / "epochs.csv")
+    assert [c for c in epochs.columns if c.startswith("asr_")] == ["asr_fgsm"]
+    assert pd.read_csv(copy / "distances.csv")["n"].tolist() == [50]
+    assert json.loads((copy / "summary.json").read_text())["replay"]["n_crafted"] == 50
+
+
+def test_evaluate_bad_run_directories(trained, tmp_path):
+    run, _ = trained
+    result = run_cli("evaluate.py", f"run_dir={tmp_path / 'nothing'}", cwd=tmp_path)
+    assert result.returncode == 2 and "is not a run directory" in result.stderr + result.stdout
+
+    copy = tmp_path / "corrupt"
+    shutil.copytree(run.root, copy)
+    snapshot = copy / "checkpoints" / "epoch_002.pt"
+    snapshot.write_bytes(snapshot.read_bytes()[:1000])
+    result = run_cli("evaluate.py", f"run_dir={copy}", "attack=[fgsm]", "progress=false", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "epoch_002.pt is corrupt" in result.stderr + result.stdout
+    assert not (copy / "DONE").exists()
+
+    empty = tmp_path / "empty"
+    shutil.copytree(run.root, empty)
+    shutil.rmtree(empty / "checkpoints")
+    result = run_cli("evaluate.py", f"run_dir={empty}", cwd=tmp_path)
+    assert result.returncode == 2 and "0 snapshots" in result.stderr + result.stdout

@@ -1,7 +1,7 @@
 """Replay a run directory's adversarials on its snapshots, reusing the run's own config.
 
-    python evaluate.py run_dir=multirun/demo/fashion_mnist-normal-fold0-seed0
-    python evaluate.py run_dir=<dir> attack=[fgsm,cw] replay.n_images=500
+python evaluate.py run_dir=multirun/demo/fashion_mnist-normal-fold0-seed0
+python evaluate.py run_dir=<dir> attack=[fgsm,cw] replay.n_images=500
 """
 
 import hydra

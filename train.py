@@ -1,7 +1,7 @@
 """Train one run of the study (or a sweep with -m). See README.md.
 
-    python train.py                                   # Fashion-MNIST, normal regime, fold 0
-    python train.py -m regime=normal,overfit fold=0-4
+python train.py                                   # Fashion-MNIST, normal regime, fold 0
+python train.py -m regime=normal,overfit fold=0-4
 """
 
 import hydra

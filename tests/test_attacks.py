@@ -27,11 +27,28 @@ def net():
 
 
 def fgsm(**kw):
-    return Attack("fgsm", "advertorch.attacks.GradientSignAttack", eps=kw.pop("eps", 0.3), clip_min=0.0, clip_max=1.0, **kw)
+    return Attack(
+        "fgsm",
+        "advertorch.attacks.GradientSignAttack",
+        eps=kw.pop("eps", 0.3),
+        clip_min=0.0,
+        clip_max=1.0,
+        **kw,
+    )
 
 
 def pgd(**kw):
-    return Attack("pgd", "advertorch.attacks.LinfPGDAttack", eps=0.3, eps_iter=0.1, nb_iter=10, rand_init=True, clip_min=0.0, clip_max=1.0, **kw)
+    return Attack(
+        "pgd",
+        "advertorch.attacks.LinfPGDAttack",
+        eps=0.3,
+        eps_iter=0.1,
+        nb_iter=10,
+        rand_init=True,
+        clip_min=0.0,
+        clip_max=1.0,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize("make", [fgsm, pgd], ids=["fgsm", "pgd"])
@@ -50,7 +67,9 @@ def test_attacks_freeze_parameters_and_restore_the_models_state(net):
     net.features[0].weight.requires_grad_(False)  # a mixed state must come back as it was
     x, y = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))
     seen = []
-    net.register_forward_hook(lambda m, i, o: seen.append((m.training, [p.requires_grad for p in m.parameters()])))
+    net.register_forward_hook(
+        lambda m, i, o: seen.append((m.training, [p.requires_grad for p in m.parameters()]))
+    )
     fgsm()(net, x, y)
     assert seen and all(not training and not any(flags) for training, flags in seen)
     assert net.training
@@ -66,7 +85,10 @@ def test_frozen_restores_on_error(net):
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
-    [({"eps": -0.1}, r"attack.fgsm.eps=-0.1 is invalid"), ({"nb_iter": 3}, r"nb_iter not accepted")],
+    [
+        ({"eps": -0.1}, r"attack.fgsm.eps=-0.1 is invalid"),
+        ({"nb_iter": 3}, r"nb_iter not accepted"),
+    ],
 )
 def test_bad_attack_parameters_name_the_value(kwargs, message):
     with pytest.raises(ConfigError, match=message):
@@ -88,7 +110,9 @@ def test_distances_on_hand_built_perturbations():
     norms = perturbation_norms(x, adv)
     assert norms["l0"].tolist() == [2, 16, 0]
     assert norms["l0_elements"].tolist() == [3, 48, 0]
-    assert torch.allclose(norms["l2"], torch.tensor([(0.25 + 0.25 + 0.01) ** 0.5, (48 * 0.04) ** 0.5, 0.0]))
+    assert torch.allclose(
+        norms["l2"], torch.tensor([(0.25 + 0.25 + 0.01) ** 0.5, (48 * 0.04) ** 0.5, 0.0])
+    )
     assert torch.allclose(norms["linf"], torch.tensor([0.5, 0.2, 0.0]))
     summary = summarize_norms(norms, torch.tensor([True, True, False]))
     assert summary["l0_mean"] == 9 and summary["l0_std"] == 7  # population std of (2, 16)

@@ -35,7 +35,11 @@ def write_cifar10(root: Path, n_per_batch: int, monkeypatch) -> tuple[np.ndarray
     with open(folder / "batches.meta", "wb") as f:
         pickle.dump({"label_names": [f"class{i}" for i in range(10)]}, f)
     # torchvision checks each file's MD5; point it at the files this test wrote.
-    monkeypatch.setattr(CIFAR10, "train_list", [[f"data_batch_{i}", md5(folder / f"data_batch_{i}")] for i in range(1, 6)])
+    monkeypatch.setattr(
+        CIFAR10,
+        "train_list",
+        [[f"data_batch_{i}", md5(folder / f"data_batch_{i}")] for i in range(1, 6)],
+    )
     monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5(folder / "test_batch")]])
     monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5(folder / "batches.meta")})
     return first
@@ -55,7 +59,9 @@ def test_cifar10_from_its_on_disk_format(tmp_path, monkeypatch):
 
 def test_cifar10_grayscale_uses_torchvision_luma(tmp_path, monkeypatch):
     images, _ = write_cifar10(tmp_path, 20, monkeypatch)
-    dm = CIFAR10DataModule(data_dir=str(tmp_path), download=False, n_folds=2, grayscale=True, test_subset=3)
+    dm = CIFAR10DataModule(
+        data_dir=str(tmp_path), download=False, n_folds=2, grayscale=True, test_subset=3
+    )
     dm.setup()
     assert dm.input_shape == (1, 32, 32) and len(dm.y_test) == 3
     x = dm.x_test.float()
@@ -76,8 +82,14 @@ def write_stl10(root: Path, n_train: int, n_test: int, monkeypatch) -> np.ndarra
         np.array([1 + i % 10 for i in range(n)], dtype=np.uint8).tofile(folder / f"{name}_y.bin")
     (folder / "unlabeled_X.bin").write_bytes(b"")
     (folder / "class_names.txt").write_text("\n".join(f"c{i}" for i in range(10)))
-    monkeypatch.setattr(STL10, "train_list", [[n, md5(folder / n)] for n in ("train_X.bin", "train_y.bin", "unlabeled_X.bin")])
-    monkeypatch.setattr(STL10, "test_list", [[n, md5(folder / n)] for n in ("test_X.bin", "test_y.bin")])
+    monkeypatch.setattr(
+        STL10,
+        "train_list",
+        [[n, md5(folder / n)] for n in ("train_X.bin", "train_y.bin", "unlabeled_X.bin")],
+    )
+    monkeypatch.setattr(
+        STL10, "test_list", [[n, md5(folder / n)] for n in ("test_X.bin", "test_y.bin")]
+    )
     return train
 
 
@@ -113,7 +125,9 @@ def write_npz(path: Path, layout: str = "nhwc", n: int = 60, **changes) -> None:
     np.savez(path, **{k: v for k, v in arrays.items() if v is not None})
 
 
-@pytest.mark.parametrize(("layout", "shape"), [("nhwc", (3, 12, 10)), ("nchw", (3, 12, 10)), ("nhw", (1, 12, 10))])
+@pytest.mark.parametrize(
+    ("layout", "shape"), [("nhwc", (3, 12, 10)), ("nchw", (3, 12, 10)), ("nhw", (1, 12, 10))]
+)
 def test_custom_npz_layouts(tmp_path, layout, shape):
     write_npz(tmp_path / "set.npz", layout)
     dm = CustomDataModule(path=str(tmp_path / "set.npz"), data_dir=str(tmp_path), n_folds=3)
@@ -147,14 +161,18 @@ def test_custom_labels_beyond_declared_classes(tmp_path):
 
 def test_batches_cover_each_image_once_and_shuffle_per_epoch(tmp_path):
     write_npz(tmp_path / "set.npz")
-    dm = CustomDataModule(path=str(tmp_path / "set.npz"), data_dir=str(tmp_path), n_folds=3, batch_size=7)
+    dm = CustomDataModule(
+        path=str(tmp_path / "set.npz"), data_dir=str(tmp_path), n_folds=3, batch_size=7
+    )
     dm.setup()
     loader = dm.train_dataloader()
     batches = list(loader)
     assert len(batches) == len(loader) == 6  # 40 images, batches of 7
     x = torch.cat([b[0] for b in batches])
     assert x.dtype == torch.float32 and 0 <= x.min() and x.max() <= 1
-    assert sorted(x.flatten(1).sum(1).tolist()) == sorted((dm.x_train.float() / 255).flatten(1).sum(1).tolist())
+    assert sorted(x.flatten(1).sum(1).tolist()) == sorted(
+        (dm.x_train.float() / 255).flatten(1).sum(1).tolist()
+    )
     epoch = {"now": 0}
     loader.epoch = lambda: epoch["now"]
     first = torch.cat([b[1] for b in loader])

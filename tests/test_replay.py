@@ -20,9 +20,16 @@ pytestmark = pytest.mark.slow
 def trained(tmp_path_factory, fmnist_dir):
     out = tmp_path_factory.mktemp("replay")
     cfg = compose_cfg(
-        ["regime=overfit", "trainer.max_epochs=3", "data.train_subset=6000",
-         "data.test_subset=1000", "replay.n_images=200", "logger=none"],
-        out, data_dir=fmnist_dir,
+        [
+            "regime=overfit",
+            "trainer.max_epochs=3",
+            "data.train_subset=6000",
+            "data.test_subset=1000",
+            "replay.n_images=200",
+            "logger=none",
+        ],
+        out,
+        data_dir=fmnist_dir,
     )
     train(cfg)
     return RunDir(cfg.paths.output_dir), cfg
@@ -32,9 +39,21 @@ def test_replay_writes_the_contract(trained):
     run, cfg = trained
     assert run.is_done()
     epochs = pd.read_csv(run.epochs_csv)
-    assert list(epochs.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc",
-                                    "test_acc", "asr_fgsm", "asr_pgd", "asr_cw"]
-    assert epochs["test_acc"].between(0.6, 1).all() and epochs[["asr_fgsm", "asr_pgd", "asr_cw"]].notna().all().all()
+    assert list(epochs.columns) == [
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "test_acc",
+        "asr_fgsm",
+        "asr_pgd",
+        "asr_cw",
+    ]
+    assert (
+        epochs["test_acc"].between(0.6, 1).all()
+        and epochs[["asr_fgsm", "asr_pgd", "asr_cw"]].notna().all().all()
+    )
     distances = pd.read_csv(run.distances_csv).set_index("attack")
     assert list(distances.index) == ["fgsm", "pgd", "cw"] and (distances["n"] == 200).all()
     summary = json.loads(run.summary_json.read_text())
@@ -85,7 +104,9 @@ def test_evaluate_reproduces_the_callbacks_numbers(trained, tmp_path):
     result = run_cli("evaluate.py", f"run_dir={copy}", "progress=false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     pd.testing.assert_frame_equal(pd.read_csv(copy / "epochs.csv"), pd.read_csv(run.epochs_csv))
-    pd.testing.assert_frame_equal(pd.read_csv(copy / "distances.csv"), pd.read_csv(run.distances_csv))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(copy / "distances.csv"), pd.read_csv(run.distances_csv)
+    )
     assert (copy / "DONE").is_file()
 
 
@@ -93,8 +114,14 @@ def test_evaluate_with_other_attacks_and_n(trained, tmp_path):
     run, _ = trained
     copy = tmp_path / "run"
     shutil.copytree(run.root, copy)
-    result = run_cli("evaluate.py", f"run_dir={copy}", "attack=[fgsm]", "replay.n_images=50",
-                     "progress=false", cwd=tmp_path)
+    result = run_cli(
+        "evaluate.py",
+        f"run_dir={copy}",
+        "attack=[fgsm]",
+        "replay.n_images=50",
+        "progress=false",
+        cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     epochs = pd.read_csv(copy / "epochs.csv")
     assert [c for c in epochs.columns if c.startswith("asr_")] == ["asr_fgsm"]
@@ -111,7 +138,9 @@ def test_evaluate_bad_run_directories(trained, tmp_path):
     shutil.copytree(run.root, copy)
     snapshot = copy / "checkpoints" / "epoch_002.pt"
     snapshot.write_bytes(snapshot.read_bytes()[:1000])
-    result = run_cli("evaluate.py", f"run_dir={copy}", "attack=[fgsm]", "progress=false", cwd=tmp_path)
+    result = run_cli(
+        "evaluate.py", f"run_dir={copy}", "attack=[fgsm]", "progress=false", cwd=tmp_path
+    )
     assert result.returncode == 2
     assert "epoch_002.pt is corrupt" in result.stderr + result.stdout
     assert not (copy / "DONE").exists()

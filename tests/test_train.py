@@ -17,9 +17,14 @@ from tests.wandb_history import history
 @pytest.mark.slow
 def test_train_end_to_end_learns_and_writes_the_contract(tmp_path, fmnist_dir):
     args = [
-        f"paths.root_dir={tmp_path}", f"paths.data_dir={fmnist_dir}", "task_name=e2e",
-        "regime=overfit", "trainer.max_epochs=3", "data.train_subset=6000",
-        "data.test_subset=1000", "trainer.enable_progress_bar=false",
+        f"paths.root_dir={tmp_path}",
+        f"paths.data_dir={fmnist_dir}",
+        "task_name=e2e",
+        "regime=overfit",
+        "trainer.max_epochs=3",
+        "data.train_subset=6000",
+        "data.test_subset=1000",
+        "trainer.enable_progress_bar=false",
     ]
     result = run_cli("train.py", *args, cwd=tmp_path, env={"WANDB_MODE": ""})
     assert result.returncode == 0, result.stderr[-3000:]
@@ -43,7 +48,12 @@ def test_train_end_to_end_learns_and_writes_the_contract(tmp_path, fmnist_dir):
 
     summary = json.loads(run.summary_json.read_text())
     assert summary["best_epoch"] == int(epochs.loc[epochs["val_acc"].idxmax(), "epoch"])
-    assert (summary["dataset"], summary["regime"], summary["fold"], summary["lr"]) == ("fashion_mnist", "overfit", 0, 0.0024)
+    assert (summary["dataset"], summary["regime"], summary["fold"], summary["lr"]) == (
+        "fashion_mnist",
+        "overfit",
+        0,
+        0.0024,
+    )
     assert summary["seconds"]["fit"] > 0 and "torch" in summary["versions"]
     assert (run.root / ".hydra" / "config.yaml").is_file()
 
@@ -59,9 +69,15 @@ def test_overfit_regime_opens_a_gap_the_normal_regime_does_not(tmp_path, fmnist_
     gaps = {}
     for regime in ("normal", "overfit"):
         cfg = compose_cfg(
-            [f"regime={regime}", "trainer.max_epochs=40", "data.train_subset=1000",
-             "data.test_subset=100", "logger=none"],
-            tmp_path / regime, data_dir=fmnist_dir,
+            [
+                f"regime={regime}",
+                "trainer.max_epochs=40",
+                "data.train_subset=1000",
+                "data.test_subset=100",
+                "logger=none",
+            ],
+            tmp_path / regime,
+            data_dir=fmnist_dir,
         )
         train(cfg)
         last = RunDir(cfg.paths.output_dir).read_epochs().iloc[-1]
@@ -74,9 +90,15 @@ def test_same_seed_same_numbers(tmp_path, fmnist_dir):
     frames = []
     for name in ("a", "b"):
         cfg = compose_cfg(
-            ["regime=overfit", "trainer.max_epochs=2", "data.train_subset=500",
-             "data.test_subset=100", "logger=none"],
-            tmp_path / name, data_dir=fmnist_dir,
+            [
+                "regime=overfit",
+                "trainer.max_epochs=2",
+                "data.train_subset=500",
+                "data.test_subset=100",
+                "logger=none",
+            ],
+            tmp_path / name,
+            data_dir=fmnist_dir,
         )
         train(cfg)
         frames.append(RunDir(cfg.paths.output_dir).read_epochs())
@@ -90,7 +112,10 @@ def test_same_seed_same_numbers(tmp_path, fmnist_dir):
         (["data=imagenet"], "Could not find 'data/imagenet'"),
         (["regime=fast"], "Could not find 'regime/fast'"),
         (["model=resnet"], "Could not find 'model/resnet'"),
-        (["data=custom", "data.path=/nonexistent/set.npz"], "data.path=/nonexistent/set.npz was not found"),
+        (
+            ["data=custom", "data.path=/nonexistent/set.npz"],
+            "data.path=/nonexistent/set.npz was not found",
+        ),
     ],
 )
 def test_bad_input_stops_before_training(tmp_path, args, message):

@@ -24,7 +24,9 @@ def wandb_logged_in() -> bool:
 
 def resolve_wandb_mode(mode: str) -> str:
     if mode not in WANDB_MODES:
-        raise ValueError(f"logger.wandb.mode={mode!r} is invalid: accepted are {', '.join(WANDB_MODES)}")
+        raise ValueError(
+            f"logger.wandb.mode={mode!r} is invalid: accepted are {', '.join(WANDB_MODES)}"
+        )
     if os.environ.get("WANDB_MODE") and mode == "auto":
         return os.environ["WANDB_MODE"]
     if mode == "auto":

@@ -27,8 +27,17 @@ from advfit.rundir import TRAIN_COLUMNS, RunDir, atomic_torch_save, atomic_write
 log = logging.getLogger(__name__)
 
 DISTANCE_COLUMNS = [
-    "attack", "n", "n_fooled", "l0_mean", "l0_std", "l2_mean", "l2_std", "linf_mean",
-    "linf_std", "l0_elements_mean", "l0_elements_std",
+    "attack",
+    "n",
+    "n_fooled",
+    "l0_mean",
+    "l0_std",
+    "l2_mean",
+    "l2_std",
+    "linf_mean",
+    "linf_std",
+    "l0_elements_mean",
+    "l0_elements_std",
 ]
 
 
@@ -145,11 +154,16 @@ class Replay:
 
     def sources(self, best: int) -> torch.Tensor:
         """Indices of the first ``n_images`` test images the best snapshot classifies correctly."""
-        correct = (predict(self.net, self.x_test, self.batch_size) == self.y_test).nonzero().flatten()
+        correct = (
+            (predict(self.net, self.x_test, self.batch_size) == self.y_test).nonzero().flatten()
+        )
         if len(correct) < self.n_images:
             log.warning(
                 "the best snapshot (epoch %d) classifies only %d test images correctly; "
-                "crafting on those instead of the %d requested", best, len(correct), self.n_images,
+                "crafting on those instead of the %d requested",
+                best,
+                len(correct),
+                self.n_images,
             )
         return correct[: self.n_images]
 
@@ -171,7 +185,9 @@ class Replay:
                     return existing
         x = to_unit_range(self.x_test[indices])
         y = self.y_test[indices]
-        adv = AdversarialSet(name, attack(self.net, x, y, progress=self.progress), indices, y, best, params)
+        adv = AdversarialSet(
+            name, attack(self.net, x, y, progress=self.progress), indices, y, best, params
+        )
         adv.save(path)
         return adv
 
@@ -181,19 +197,37 @@ class Replay:
             x = to_unit_range(self.x_test[adv.indices])
             fooled = predict(self.net, adv.x_adv, self.batch_size) != adv.labels
             norms = perturbation_norms(x, adv.x_adv)
-            rows.append({"attack": name, "n": len(adv.labels), "n_fooled": int(fooled.sum()),
-                         **summarize_norms(norms, fooled)})
+            rows.append(
+                {
+                    "attack": name,
+                    "n": len(adv.labels),
+                    "n_fooled": int(fooled.sum()),
+                    **summarize_norms(norms, fooled),
+                }
+            )
         return pd.DataFrame(rows, columns=DISTANCE_COLUMNS)
 
     def replay(self, snapshots: dict[int, Any], sets: dict[str, AdversarialSet]) -> pd.DataFrame:
         rows = []
-        bar = tqdm(snapshots.items(), desc="replaying snapshots", unit="snapshot", disable=not self.progress)
+        bar = tqdm(
+            snapshots.items(),
+            desc="replaying snapshots",
+            unit="snapshot",
+            disable=not self.progress,
+        )
         for epoch, path in bar:
             load_weights(self.net, path)
             row = {"epoch": epoch}
-            row["test_acc"] = (predict(self.net, self.x_test, self.batch_size) == self.y_test).float().mean().item()
+            row["test_acc"] = (
+                (predict(self.net, self.x_test, self.batch_size) == self.y_test)
+                .float()
+                .mean()
+                .item()
+            )
             for name, adv in sets.items():
-                accuracy = (predict(self.net, adv.x_adv, self.batch_size) == adv.labels).float().mean()
+                accuracy = (
+                    (predict(self.net, adv.x_adv, self.batch_size) == adv.labels).float().mean()
+                )
                 row[f"asr_{name}"] = 1.0 - accuracy.item()
             rows.append(row)
         return pd.DataFrame(rows)
@@ -206,7 +240,9 @@ class Replay:
         self.net.to(self.device).eval()
         indices = self.sources(best)
         if len(indices) == 0:
-            raise ReplayError(f"the best snapshot (epoch {best}) classifies no test image correctly")
+            raise ReplayError(
+                f"the best snapshot (epoch {best}) classifies no test image correctly"
+            )
         sets = {}
         for name, attack in self.attacks.items():
             started = time.perf_counter()
@@ -221,7 +257,9 @@ class Replay:
         training = epochs[[c for c in TRAIN_COLUMNS if c in epochs.columns]]
         merged = training.merge(replayed, on="epoch", how="left")
         self.run.write_epochs(merged)
-        atomic_write_text(self.run.distances_csv, distances.to_csv(index=False, float_format="%.8g"))
+        atomic_write_text(
+            self.run.distances_csv, distances.to_csv(index=False, float_format="%.8g")
+        )
         summary = self.run.update_summary(
             best_epoch=best,
             replay={
@@ -244,7 +282,10 @@ class Replay:
         run.define_metric("snapshot/epoch")
         run.define_metric("replay/*", step_metric="snapshot/epoch")
         for row in epochs.to_dict("records"):
-            values = {f"replay/{k}": v for k, v in row.items()
-                      if k not in TRAIN_COLUMNS and not (isinstance(v, float) and math.isnan(v))}
+            values = {
+                f"replay/{k}": v
+                for k, v in row.items()
+                if k not in TRAIN_COLUMNS and not (isinstance(v, float) and math.isnan(v))
+            }
             run.log({"snapshot/epoch": int(row["epoch"]), **values})
         run.log({"replay/distances": wandb.Table(dataframe=distances)})

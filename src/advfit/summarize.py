@@ -1,6 +1,6 @@
 """Print what a sweep produced: one block per finished run, its epochs as a table.
 
-    python -m advfit.summarize multirun/demo
+python -m advfit.summarize multirun/demo
 """
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {sweep} does not exist", file=sys.stderr)
             return 2
         runs = finished_runs(sweep)
-        unfinished = [p.parent for p in sweep.rglob("epochs.csv") if not (p.parent / "DONE").exists()]
+        unfinished = [
+            p.parent for p in sweep.rglob("epochs.csv") if not (p.parent / "DONE").exists()
+        ]
         for run in runs:
             summary = run.read_summary()
             epochs = run.read_epochs().set_index("epoch")

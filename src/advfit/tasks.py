@@ -19,8 +19,17 @@ from advfit.rundir import RunDir, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-VERSIONED = ("torch", "torchvision", "pytorch-lightning", "hydra-core", "torchmetrics",
-             "advertorch", "wandb", "numpy", "scikit-learn")
+VERSIONED = (
+    "torch",
+    "torchvision",
+    "pytorch-lightning",
+    "hydra-core",
+    "torchmetrics",
+    "advertorch",
+    "wandb",
+    "numpy",
+    "scikit-learn",
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -101,7 +110,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
         if trainer.interrupted:
             raise KeyboardInterrupt
-        seconds = {"setup": fit_started - started, "fit_and_replay": time.perf_counter() - fit_started}
+        seconds = {
+            "setup": fit_started - started,
+            "fit_and_replay": time.perf_counter() - fit_started,
+        }
         summary = run.update_summary(
             **run_identity(cfg),
             best_epoch=run.best_epoch(),
@@ -132,8 +144,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     n_images = cfg.replay.n_images if cfg.replay.n_images is not None else run_cfg.replay.n_images
     attacks = dict(instantiate(attacks_cfg))
     datamodule, model = build(run_cfg)
-    device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                          ("cpu" if cfg.device == "auto" else cfg.device))
+    device = torch.device(
+        "cuda"
+        if cfg.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if cfg.device == "auto" else cfg.device)
+    )
     datamodule.to(device)
     was_done = run.is_done()
     run.unmark_done()
@@ -141,8 +156,14 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     try:
         torch.manual_seed(int(run_cfg.seed))
         summary = Replay(
-            run, model.net.to(device), datamodule.x_test, datamodule.y_test, attacks,
-            n_images=n_images, batch_size=datamodule.eval_batch_size, progress=cfg.progress,
+            run,
+            model.net.to(device),
+            datamodule.x_test,
+            datamodule.y_test,
+            attacks,
+            n_images=n_images,
+            batch_size=datamodule.eval_batch_size,
+            progress=cfg.progress,
             wandb_run=wandb_run,
         )()
     finally:
@@ -166,7 +187,13 @@ def open_wandb_run(run: RunDir, run_cfg: DictConfig):
 
     mode = resolve_wandb_mode(node.get("mode", "auto"))
     return wandb.init(
-        dir=str(run.root), id=wandb_run_id(run.root), resume="allow", mode=mode,
-        project=node.get("project"), entity=node.get("entity"), group=node.get("group"),
-        name=node.get("name"), job_type=node.get("job_type"),
+        dir=str(run.root),
+        id=wandb_run_id(run.root),
+        resume="allow",
+        mode=mode,
+        project=node.get("project"),
+        entity=node.get("entity"),
+        group=node.get("group"),
+        name=node.get("name"),
+        job_type=node.get("job_type"),
     )

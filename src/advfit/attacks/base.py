@@ -53,7 +53,9 @@ class Attack:
         try:
             self.cls = get_class(attack)
         except Exception as err:
-            raise ConfigError(f"attack.{name}.attack={attack!r} is not an importable class: {err}") from err
+            raise ConfigError(
+                f"attack.{name}.attack={attack!r} is not an importable class: {err}"
+            ) from err
         if int(batch_size) < 1:
             raise ConfigError(f"attack.{name}.batch_size={batch_size} is invalid: it must be >= 1")
         for key in ("eps", "eps_iter"):
@@ -80,13 +82,17 @@ class Attack:
             params["num_classes"] = model.num_classes
         return self.cls(model, **params)
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, progress: bool = False) -> torch.Tensor:
+    def __call__(
+        self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, progress: bool = False
+    ) -> torch.Tensor:
         """Adversarial examples for ``x`` (pixels in [0, 1]) with true labels ``y``."""
         out = torch.empty_like(x)
         with frozen(model):
             adversary = self.build(model)
             starts = range(0, len(x), self.batch_size)
-            for start in tqdm(starts, desc=f"crafting {self.name}", unit="batch", disable=not progress):
+            for start in tqdm(
+                starts, desc=f"crafting {self.name}", unit="batch", disable=not progress
+            ):
                 batch = slice(start, start + self.batch_size)
                 out[batch] = adversary.perturb(x[batch], y[batch]).detach()
         return out

@@ -35,7 +35,11 @@ class AdversarialReplay(pl.Callback):
     """
 
     def __init__(
-        self, run_dir: str, attacks: dict[str, Attack], n_images: int = 1000, seed: int = 0,
+        self,
+        run_dir: str,
+        attacks: dict[str, Attack],
+        n_images: int = 1000,
+        seed: int = 0,
         progress: bool = True,
     ) -> None:
         self.run = RunDir(run_dir)

@@ -39,8 +39,9 @@ class EpochSnapshots(pl.Callback):
             return
         epoch = trainer.current_epoch + 1
         net = pl_module.net
-        atomic_torch_save({k: v.detach().cpu() for k, v in net.state_dict().items()},
-                          self.run.snapshot(epoch))
+        atomic_torch_save(
+            {k: v.detach().cpu() for k, v in net.state_dict().items()}, self.run.snapshot(epoch)
+        )
         metrics = trainer.callback_metrics
         row = {"epoch": epoch}
         for column in TRAIN_COLUMNS[1:]:

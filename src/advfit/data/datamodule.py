@@ -160,8 +160,13 @@ class InMemoryDataModule(pl.LightningDataModule):
         self._loaded = True
         log.info(
             "%s fold %d/%d: %d train, %d validation, %d test images of shape %s",
-            self.name, self.fold, self.n_folds, len(self.y_train), len(self.y_val),
-            len(self.y_test), tuple(self.input_shape),
+            self.name,
+            self.fold,
+            self.n_folds,
+            len(self.y_train),
+            len(self.y_val),
+            len(self.y_test),
+            tuple(self.input_shape),
         )
 
     @property
@@ -189,7 +194,11 @@ class InMemoryDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> TensorBatches:
         self._on_trainer_device()
         return TensorBatches(
-            self.x_train, self.y_train, self.batch_size, shuffle=True, seed=self.seed,
+            self.x_train,
+            self.y_train,
+            self.batch_size,
+            shuffle=True,
+            seed=self.seed,
             epoch=self._epoch,
         )
 
@@ -296,9 +305,13 @@ class CustomDataModule(InMemoryDataModule):
 
     def read(self) -> Arrays:
         if self.path is None:
-            raise DataError("data=custom needs data.path=<file.npz> holding " + ", ".join(self.KEYS))
+            raise DataError(
+                "data=custom needs data.path=<file.npz> holding " + ", ".join(self.KEYS)
+            )
         if not self.path.is_file():
-            raise DataError(f"data.path={self.path} was not found (looked in {self.path.resolve()})")
+            raise DataError(
+                f"data.path={self.path} was not found (looked in {self.path.resolve()})"
+            )
         try:
             with np.load(self.path, allow_pickle=False) as npz:
                 missing = [k for k in self.KEYS if k not in npz.files]
@@ -322,7 +335,9 @@ class CustomDataModule(InMemoryDataModule):
                     f"{self.path}: x_{split} has shape {x.shape}; accepted are NHW, NHWC, NCHW"
                 )
             if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
-                raise DataError(f"{self.path}: y_{split} must be a 1-D integer array, got {y.dtype} {y.shape}")
+                raise DataError(
+                    f"{self.path}: y_{split} must be a 1-D integer array, got {y.dtype} {y.shape}"
+                )
             if len(x) != len(y):
                 raise DataError(
                     f"{self.path}: x_{split} holds {len(x)} images but y_{split} {len(y)} labels"

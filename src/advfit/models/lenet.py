@@ -33,7 +33,9 @@ class LeNet(nn.Module):
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(f"activation={activation!r} is invalid: accepted are {sorted(ACTIVATIONS)}")
+            raise ValueError(
+                f"activation={activation!r} is invalid: accepted are {sorted(ACTIVATIONS)}"
+            )
         if pool not in POOLS:
             raise ValueError(f"pool={pool!r} is invalid: accepted are {sorted(POOLS)}")
         channels, height, width = (int(v) for v in input_shape)

@@ -57,6 +57,11 @@ class RunDir:
         return self.root / ".hydra" / "config.yaml"
 
     @property
+    def resolved_config(self) -> Path:
+        """advfit's own copy of the resolved config the run started with."""
+        return self.root / ".hydra" / "resolved.yaml"
+
+    @property
     def checkpoints(self) -> Path:
         return self.root / "checkpoints"
 

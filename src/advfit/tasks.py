@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 import time
 from typing import Any
 
@@ -13,9 +14,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from advfit.config import validate_train_config
+from advfit.checkpoints import AtomicCheckpointIO, usable_checkpoint
 from advfit.errors import RunError
 from advfit.replay import Replay
 from advfit.rundir import RunDir, atomic_write_text
+from advfit.sweep import check_run_dir_matches
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,28 @@ def finish_loggers(loggers: list[Any]) -> None:
             wandb.finish()
 
 
+def set_cpu_threads(cfg: DictConfig) -> None:
+    """Share the CPU between jobs that run at once (hydra/launcher=joblib with n_jobs > 1).
+
+    ``cpu_threads`` in config wins; otherwise each of n parallel jobs gets cores // n threads.
+    """
+    threads = cfg.get("cpu_threads")
+    if threads is None:
+        try:
+            from hydra.core.hydra_config import HydraConfig
+
+            n_jobs = int(OmegaConf.select(HydraConfig.get(), "launcher.n_jobs", default=1) or 1)
+        except (ValueError, TypeError):
+            n_jobs = 1
+        if n_jobs == -1:
+            n_jobs = os.cpu_count() or 1
+        if n_jobs <= 1:
+            return
+        threads = max(1, (os.cpu_count() or 1) // n_jobs)
+    torch.set_num_threads(int(threads))
+    log.info("using %d CPU threads", int(threads))
+
+
 def build(cfg: DictConfig):
     """The data module (set up), the LightningModule and its plain network, from config."""
     datamodule = instantiate(cfg.data)
@@ -86,24 +111,34 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     """Train one run end to end and write its run directory; returns its summary."""
     validate_train_config(cfg)
     run = RunDir(cfg.paths.output_dir)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    check_run_dir_matches(run.root, resolved)
     if run.is_done():
         log.info("skipping %s: it is complete (DONE exists)", run.root)
         return run.read_summary()
+    set_cpu_threads(cfg)
 
     # The contract keeps the resolved config, so evaluate.py and the report need no Hydra.
     run.config.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run.config, OmegaConf.to_yaml(cfg, resolve=True))
+    atomic_write_text(run.resolved_config, OmegaConf.to_yaml(resolved))
+    atomic_write_text(run.config, OmegaConf.to_yaml(resolved))
     started = time.perf_counter()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule, model = build(cfg)
     loggers = instantiate_group(cfg.get("logger"))
     try:
+        callbacks = instantiate_group(cfg.get("callbacks"))
+        if not cfg.trainer.get("enable_progress_bar", True):
+            callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
         trainer = instantiate(
-            cfg.trainer, callbacks=instantiate_group(cfg.get("callbacks")), logger=loggers or False
+            cfg.trainer,
+            callbacks=callbacks,
+            logger=loggers or False,
+            plugins=[AtomicCheckpointIO()],
         )
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-        resume = run.last_checkpoint if run.last_checkpoint.is_file() else None
+        resume = usable_checkpoint(run.last_checkpoint)
         if resume:
             log.info("resuming %s from %s", run.root, resume)
         fit_started = time.perf_counter()

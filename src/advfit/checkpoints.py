@@ -1,0 +1,42 @@
+"""Lightning checkpoints written atomically, and a resume point that survives a torn file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from advfit.rundir import atomic_torch_save
+
+log = logging.getLogger(__name__)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's checkpoint I/O, but a checkpoint replaces the old one only once complete."""
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path, storage_options=None) -> None:
+        atomic_torch_save(checkpoint, Path(path))
+
+
+def usable_checkpoint(path: Path) -> Path | None:
+    """``path`` when it holds a loadable Lightning checkpoint, else None (with a warning).
+
+    A torn or corrupt file is moved aside to ``<name>.corrupt`` and training starts over;
+    the per-epoch snapshots hold weights only, so they cannot restore the optimizer state
+    that an exact resume needs.
+    """
+    if not path.is_file():
+        return None
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        if "state_dict" not in checkpoint or "loops" not in checkpoint:
+            raise ValueError("it lacks the model state or the loop counters")
+    except Exception as err:  # a torn file raises many kinds of error
+        aside = path.with_name(path.name + ".corrupt")
+        path.replace(aside)
+        log.warning("%s is unreadable (%s); moved to %s, training starts over", path, err, aside)
+        return None
+    return path

@@ -1,0 +1,197 @@
+"""Sweeps that scale and survive: ranges, stable directories, resume after a kill, launchers."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from advfit.errors import ConfigError
+from advfit.sweep import config_differences, expand_range
+from tests.conftest import ROOT, run_cli
+
+TINY = [
+    "debug=fast",
+    "data.train_subset=1000",
+    "data.test_subset=200",
+    "replay.n_images=30",
+    "attack=[fgsm]",
+    "logger=none",
+    "trainer.enable_progress_bar=false",
+]
+
+
+def test_integer_ranges_expand_inclusively():
+    assert expand_range("fold=0-4") == "fold=range(0,5)"
+    assert expand_range("seed=3-3") == "seed=range(3,4)"
+    for unchanged in ("fold=0,1,2", "fold=range(5)", "regime.lr=1e-5", "data=cifar10", "fold=2"):
+        assert expand_range(unchanged) == unchanged
+    with pytest.raises(ConfigError, match=r"fold=4-0 is an empty range.*fold=0-4"):
+        expand_range("fold=4-0")
+
+
+def test_config_differences_name_the_keys():
+    old = {"regime": {"lr": 0.1}, "paths": {"root_dir": "/a"}, "attack": {"fgsm": {"eps": 0.3}}}
+    new = {"regime": {"lr": 0.2}, "paths": {"root_dir": "/b"}, "attack": {"fgsm": {"eps": 0.3}}}
+    assert config_differences(old, new) == ["regime.lr: 0.1 -> 0.2"]
+
+
+def sweep_dirs(root: Path) -> list[str]:
+    return sorted(
+        p.name
+        for p in (root / "multirun" / "debug").iterdir()
+        if p.is_dir() and not p.name.startswith(".")
+    )
+
+
+@pytest.mark.slow
+def test_the_users_literal_command_makes_ten_runs_and_a_rerun_skips_them(tmp_path, fmnist_dir):
+    args = [
+        "-m",
+        "regime=normal,overfit",
+        "fold=0-4",
+        f"paths.root_dir={tmp_path}",
+        f"paths.data_dir={fmnist_dir}",
+        *TINY,
+    ]
+    result = run_cli("train.py", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    names = sweep_dirs(tmp_path)
+    assert len(names) == 10
+    assert {n.split("_attack=")[0] for n in names} == {
+        f"fashion_mnist-{r}-fold{k}-seed0" for r in ("normal", "overfit") for k in range(5)
+    }
+    assert all((tmp_path / "multirun" / "debug" / n / "DONE").is_file() for n in names)
+    again = run_cli("train.py", *args, cwd=tmp_path)
+    assert again.returncode == 0 and (again.stdout + again.stderr).count("skipping") == 10
+    assert sweep_dirs(tmp_path) == names
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["fold=4-0"], "fold=4-0 is an empty range"),
+        (["fold=3-5"], "fold=5 is invalid: accepted values are 0..4"),
+        (["regime.lr=0.1,-1"], "regime.lr=-1 is invalid"),
+        (["hydra/launcher=nope"], "Could not find 'hydra/launcher/nope'"),
+    ],
+)
+def test_bad_sweeps_stop_before_any_job_starts(tmp_path, args, message):
+    result = run_cli("train.py", "-m", f"paths.root_dir={tmp_path}", *TINY, *args, cwd=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stdout + result.stderr
+    assert not list(tmp_path.rglob("epochs.csv")) and not list(tmp_path.rglob("*.log"))
+
+
+def kill_when(args: list[str], cwd: Path, marker: str, timeout: float = 240) -> None:
+    """Start train.py and SIGKILL it as soon as a file matching ``marker`` appears."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if list(cwd.rglob(marker)):
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(0.02)
+    finally:
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, (
+        f"the run ended ({proc.returncode}) before {marker} appeared"
+    )
+
+
+@pytest.mark.slow
+def test_sigkill_in_training_and_in_replay_then_rerun_equals_an_uninterrupted_run(
+    tmp_path, fmnist_dir
+):
+    common = [
+        "regime=overfit",
+        "trainer.max_epochs=4",
+        "data.train_subset=6000",
+        "data.test_subset=300",
+        "replay.n_images=100",
+        "attack=[fgsm,cw]",
+        "trainer.enable_progress_bar=false",
+        f"paths.data_dir={fmnist_dir}",
+        "task_name=kill",
+    ]
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    whole.mkdir(), killed.mkdir()
+    assert (
+        run_cli("train.py", *common, "logger=none", f"paths.root_dir={whole}", cwd=whole).returncode
+        == 0
+    )
+
+    args = [*common, "logger=wandb", f"paths.root_dir={killed}"]
+    kill_when(args, killed, "epoch_002.pt")  # during training
+    assert not list(killed.rglob("DONE"))
+    kill_when(args, killed, "fgsm.pt")  # during the replay, crafting cw
+    assert not list(killed.rglob("DONE")) and not list(killed.rglob("distances.csv"))
+    result = run_cli("train.py", *args, cwd=killed)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "reusing" in result.stdout + result.stderr  # the complete fgsm set was not crafted again
+
+    (a,) = (whole / "multirun" / "kill").iterdir()
+    (b,) = (killed / "multirun" / "kill").iterdir()
+    assert a.name == b.name and (b / "DONE").is_file()
+    pd.testing.assert_frame_equal(pd.read_csv(a / "epochs.csv"), pd.read_csv(b / "epochs.csv"))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(a / "distances.csv"), pd.read_csv(b / "distances.csv")
+    )
+    # Every launch continued the same W&B run.
+    ids = {p.name.rsplit("-", 1)[1] for p in (b / "wandb").glob("offline-run-*")}
+    assert len(list((b / "wandb").glob("offline-run-*"))) == 3 and len(ids) == 1
+
+
+@pytest.mark.slow
+def test_a_corrupt_last_checkpoint_falls_back_with_a_warning(tmp_path, fmnist_dir):
+    args = [f"paths.root_dir={tmp_path}", f"paths.data_dir={fmnist_dir}", *TINY]
+    assert run_cli("train.py", *args, cwd=tmp_path).returncode == 0
+    (run,) = (tmp_path / "multirun" / "debug").iterdir()
+    before = pd.read_csv(run / "epochs.csv")
+    last = run / "checkpoints" / "last.ckpt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    (run / "DONE").unlink()
+    result = run_cli("train.py", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert "last.ckpt is unreadable" in output and "Traceback" not in output
+    pd.testing.assert_frame_equal(before, pd.read_csv(run / "epochs.csv"))
+    assert (run / "DONE").is_file() and (run / "checkpoints" / "last.ckpt.corrupt").is_file()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_two_job_sweeps_through_the_launchers(tmp_path, fmnist_dir, launcher):
+    extra = (
+        ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else ["hydra.launcher.timeout_min=10"]
+    )
+    result = run_cli(
+        "train.py",
+        "-m",
+        f"hydra/launcher={launcher}",
+        *extra,
+        "fold=0-1",
+        "regime=overfit",
+        f"paths.root_dir={tmp_path}",
+        f"paths.data_dir={fmnist_dir}",
+        *TINY,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = [tmp_path / "multirun" / "debug" / n for n in sweep_dirs(tmp_path)]
+    assert len(runs) == 2
+    for run in runs:
+        assert (run / "DONE").is_file()
+        epochs = pd.read_csv(run / "epochs.csv")
+        assert len(epochs) == 2 and epochs["asr_fgsm"].notna().all()
+        assert pd.read_csv(run / "distances.csv")["n"].tolist() == [30]

@@ -6,9 +6,10 @@ import pytest
 import pytorch_lightning as pl
 from hydra.utils import instantiate
 
+from advfit.callbacks import AdversarialReplay
 from advfit.config import run_dir_name, validate_train_config
 from advfit.errors import ConfigError
-from advfit.tasks import instantiate_group
+from advfit.tasks import build_trainer, instantiate_group
 from tests.conftest import CONF, compose_cfg
 
 
@@ -41,10 +42,11 @@ def test_model_trainer_callbacks_loggers_instantiate(tmp_path, regime, logger):
     model = instantiate(cfg.model, net=net)
     optimizer = model.configure_optimizers()
     assert optimizer.param_groups[0]["lr"] == {"normal": 1e-5, "overfit": 0.0024}[regime]
-    callbacks = instantiate_group(cfg.callbacks)
     loggers = instantiate_group(cfg.logger)
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainer = build_trainer(cfg, loggers)
     assert isinstance(trainer, pl.Trainer) and trainer.max_epochs == 2
+    replay = next(c for c in trainer.callbacks if isinstance(c, AdversarialReplay))
+    assert sorted(replay.attacks) == ["cw", "fgsm", "pgd"]
     assert len(loggers) == {"none": 0, "csv": 1, "wandb": 2}[logger]
 
 

@@ -24,19 +24,32 @@ def test_train_end_to_end_learns_and_writes_the_contract(tmp_path, fmnist_dir):
         "trainer.max_epochs=3",
         "data.train_subset=6000",
         "data.test_subset=1000",
+        "replay.n_images=100",
+        "attack=[fgsm]",
         "trainer.enable_progress_bar=false",
     ]
     result = run_cli("train.py", *args, cwd=tmp_path, env={"WANDB_MODE": ""})
     assert result.returncode == 0, result.stderr[-3000:]
     # Named from the config: identity first, then every other overridden key, sorted.
     run = RunDir(
-        tmp_path / "multirun" / "e2e" / "fashion_mnist-overfit-fold0-seed0_data.test_subset=1000"
-        "_data.train_subset=6000_trainer.max_epochs=3"
+        tmp_path
+        / "multirun"
+        / "e2e"
+        / "fashion_mnist-overfit-fold0-seed0_attack=[fgsm]_data.test_subset=1000"
+        "_data.train_subset=6000_replay.n_images=100_trainer.max_epochs=3"
     )
     assert run.is_done()
 
     epochs = pd.read_csv(run.epochs_csv)
-    assert list(epochs.columns) == ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
+    assert list(epochs.columns) == [
+        "epoch",
+        "train_loss",
+        "train_acc",
+        "val_loss",
+        "val_acc",
+        "test_acc",
+        "asr_fgsm",
+    ]
     assert epochs["epoch"].tolist() == [1, 2, 3]
     assert epochs["val_acc"].max() > 0.7  # chance is 0.1
     assert epochs["train_loss"].iloc[-1] < epochs["train_loss"].iloc[0]
@@ -54,11 +67,17 @@ def test_train_end_to_end_learns_and_writes_the_contract(tmp_path, fmnist_dir):
         0,
         0.0024,
     )
-    assert summary["seconds"]["fit"] > 0 and "torch" in summary["versions"]
+    assert summary["seconds"]["fit_and_replay"] > 0 and "torch" in summary["versions"]
     assert (run.root / ".hydra" / "config.yaml").is_file()
 
     logged = [row for row in history(run.root) if "val/acc" in row]
     assert [round(r["val/acc"], 6) for r in logged] == [round(v, 6) for v in epochs["val_acc"]]
+
+    replayed = [row for row in history(run.root) if "replay/asr_fgsm" in row]
+    assert [r["snapshot/epoch"] for r in replayed] == [1, 2, 3]
+    assert [round(r["replay/asr_fgsm"], 6) for r in replayed] == [
+        round(v, 6) for v in epochs["asr_fgsm"]
+    ]
 
     again = run_cli("train.py", *args, cwd=tmp_path)
     assert again.returncode == 0 and "skipping" in again.stderr + again.stdout
@@ -75,6 +94,8 @@ def test_overfit_regime_opens_a_gap_the_normal_regime_does_not(tmp_path, fmnist_
                 "data.train_subset=1000",
                 "data.test_subset=100",
                 "logger=none",
+                "attack=[fgsm]",
+                "replay.n_images=50",
             ],
             tmp_path / regime,
             data_dir=fmnist_dir,
@@ -96,6 +117,8 @@ def test_same_seed_same_numbers(tmp_path, fmnist_dir):
                 "data.train_subset=500",
                 "data.test_subset=100",
                 "logger=none",
+                "attack=[fgsm]",
+                "replay.n_images=50",
             ],
             tmp_path / name,
             data_dir=fmnist_dir,

@@ -13,8 +13,8 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from advfit.config import validate_train_config
 from advfit.checkpoints import AtomicCheckpointIO, usable_checkpoint
+from advfit.config import validate_train_config
 from advfit.errors import RunError
 from advfit.replay import Replay
 from advfit.rundir import RunDir, atomic_write_text
@@ -107,6 +107,16 @@ def build(cfg: DictConfig):
     return datamodule, model
 
 
+def build_trainer(cfg: DictConfig, loggers: list[Any]) -> pl.Trainer:
+    """The Trainer with the configured callbacks (no progress bar when it is switched off)."""
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
+    return instantiate(
+        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+    )
+
+
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Train one run end to end and write its run directory; returns its summary."""
     validate_train_config(cfg)
@@ -127,15 +137,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     datamodule, model = build(cfg)
     loggers = instantiate_group(cfg.get("logger"))
     try:
-        callbacks = instantiate_group(cfg.get("callbacks"))
-        if not cfg.trainer.get("enable_progress_bar", True):
-            callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
-        trainer = instantiate(
-            cfg.trainer,
-            callbacks=callbacks,
-            logger=loggers or False,
-            plugins=[AtomicCheckpointIO()],
-        )
+        trainer = build_trainer(cfg, loggers)
         for logger in loggers:
             logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
         resume = usable_checkpoint(run.last_checkpoint)

@@ -1,0 +1,102 @@
+"""Time per epoch: advfit's Lightning training loop against a minimal hand-written loop.
+
+Same LeNet, same data (random uint8 images in memory), batch size 32, Adam, on this CPU.
+Contenders run interleaved, one epoch each per round; the ratio is taken per round.
+
+    python benchmarks/training_loop.py [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import warnings
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from advfit.data import TensorBatches
+from advfit.models import Classifier, LeNet
+from benchmarks.common import interleaved, ratios, spread
+
+SHAPES = {
+    "fashion_mnist 1x28x28": ((1, 28, 28), 6000),
+    "cifar10-gray 1x32x32": ((1, 32, 32), 6000),
+    "cifar10 3x32x32": ((3, 32, 32), 6000),
+    "stl10-gray 1x96x96": ((1, 96, 96), 2000),
+    "stl10 3x96x96": ((3, 96, 96), 2000),
+}
+
+
+def data(shape, n):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (n, *shape), dtype=torch.uint8, generator=g)
+    y = torch.randint(0, 10, (n,), generator=g)
+    return x, y
+
+
+def lightning_epoch(shape, x, y):
+    def run():
+        torch.manual_seed(0)
+        model = Classifier(LeNet(shape, 10), lambda params: torch.optim.Adam(params, lr=1e-3))
+        trainer = pl.Trainer(
+            max_epochs=1,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+        )
+        trainer.fit(model, train_dataloaders=TensorBatches(x, y, 32, shuffle=True))
+
+    return run
+
+
+def hand_epoch(shape, x, y):
+    def run():
+        torch.manual_seed(0)
+        net = LeNet(shape, 10)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        net.train()
+        for xb, yb in TensorBatches(x, y, 32, shuffle=True):
+            opt.zero_grad()
+            loss = F.cross_entropy(net(xb), yb)
+            loss.backward()
+            opt.step()
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.repeats} interleaved rounds"
+    )
+    print(
+        f"{'shape':<24} {'lightning s/epoch':>26} {'hand s/epoch':>26} {'ratio median [min-max]':>26} {'img/s (lightning)':>18}"
+    )
+    for name, (shape, n) in SHAPES.items():
+        x, y = data(shape, n)
+        hand_epoch(shape, x, y)()  # warm-up
+        times = interleaved(
+            {"lightning": lightning_epoch(shape, x, y), "hand": hand_epoch(shape, x, y)},
+            args.repeats,
+        )
+        r = ratios(times, "lightning", "hand")
+        rate = n / statistics.median(times["lightning"])
+        print(
+            f"{name:<24} {spread(times['lightning']):>26} {spread(times['hand']):>26} "
+            f"{statistics.median(r):>10.3f} [{min(r):.3f}-{max(r):.3f}] {rate:>16.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()

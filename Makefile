@@ -47,7 +47,7 @@ demo: install ## The main job: a small real study on Fashion-MNIST (minutes on a
 	$(PY) -m advfit.summarize multirun/demo
 
 bench: install ## Speed benchmarks; results go to BENCHMARKS.md by hand
-	$(PY) benchmarks/training_loop.py
+	$(PY) -m benchmarks.training_loop
 
 clean: ## Remove caches and the virtual environment (keeps multirun/ and data/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -12,13 +12,17 @@ from advfit.rundir import TRAIN_COLUMNS, RunDir, atomic_torch_save
 log = logging.getLogger(__name__)
 
 
-class EpochSnapshots(pl.Callback):
+class EpochSnapshots(pl.callbacks.Checkpoint):
     """After each epoch: save the network's weights (``checkpoints/epoch_NNN.pt``, 1-based)
     and append the epoch's ``train_loss, train_acc, val_loss, val_acc`` to ``epochs.csv``.
 
     The snapshots hold the plain network's ``state_dict`` only (a few hundred KB for
     LeNet); resuming uses Lightning's ``last.ckpt`` instead. On resume, rows of epochs that
     the restored checkpoint has not completed are dropped, so that they are written again.
+
+    A ``Checkpoint`` subclass, so Lightning runs its ``on_train_epoch_end`` after the
+    LightningModule's (which logs the epoch's training metrics) and before ``last.ckpt`` is
+    written (checkpoint callbacks keep their configured order).
     """
 
     def __init__(self, run_dir: str) -> None:

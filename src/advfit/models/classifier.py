@@ -8,15 +8,20 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchmetrics import MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 
 class Classifier(pl.LightningModule):
     """Cross-entropy training of ``net``; logs ``train/loss``, ``train/acc``, ``val/loss``,
-    ``val/acc`` once per epoch (one torchmetrics accuracy per split).
+    ``val/acc`` once per epoch (one torchmetrics collection per split).
+
+    The metrics are only updated in each step and computed and logged once at the end of the
+    epoch: for a network as small as LeNet, per-step logging and per-batch metric values cost
+    a large share of the step (see BENCHMARKS.md).
 
     Args:
-        net: the network; takes pixels in [0, 1], returns logits.
+        net: the network; takes pixels in [0, 1], returns logits; has ``num_classes``.
         optimizer: a partial optimizer (``_partial_: true`` in config) taking the parameters.
     """
 
@@ -24,27 +29,44 @@ class Classifier(pl.LightningModule):
         super().__init__()
         self.net = net
         self.optimizer_factory = optimizer
-        self.train_acc = MulticlassAccuracy(num_classes=net.num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes=net.num_classes, average="micro")
+        self.train_metrics = self._metrics(net.num_classes)
+        self.val_metrics = self._metrics(net.num_classes)
+
+    @staticmethod
+    def _metrics(num_classes: int) -> MetricCollection:
+        return MetricCollection(
+            {"loss": MeanMetric(), "acc": MulticlassAccuracy(num_classes=num_classes, average="micro")}
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
-    def _step(self, batch, split: str, acc: MulticlassAccuracy) -> torch.Tensor:
+    def _step(self, batch, split: str) -> torch.Tensor:
         x, y = batch
         logits = self.net(x)
         loss = F.cross_entropy(logits, y)
-        acc(logits, y)
-        self.log(f"{split}/loss", loss, on_step=False, on_epoch=True, batch_size=len(y))
-        self.log(f"{split}/acc", acc, on_step=False, on_epoch=True, batch_size=len(y))
+        metrics = self.train_metrics if split == "train" else self.val_metrics
+        metrics["loss"].update(loss.detach(), weight=len(y))
+        metrics["acc"].update(logits.detach(), y)
         return loss
+
+    def _log_epoch(self, split: str) -> None:
+        metrics = self.train_metrics if split == "train" else self.val_metrics
+        for name, value in metrics.compute().items():
+            self.log(f"{split}/{name}", value)
+        metrics.reset()
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        loss = self._step(batch, "train", self.train_acc)
-        return loss
+        return self._step(batch, "train")
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        self._step(batch, "val", self.val_acc)
+        self._step(batch, "val")
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return self.optimizer_factory(params=self.parameters())

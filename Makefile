@@ -46,8 +46,10 @@ demo: install ## The main job: a small real study on Fashion-MNIST (minutes on a
 	$(PY) train.py -m experiment=demo $(ARGS)
 	$(PY) -m advfit.summarize multirun/demo
 
-bench: install ## Speed benchmarks; results go to BENCHMARKS.md by hand
+bench: install ## Speed benchmarks (see BENCHMARKS.md for recorded results)
+	$(VENV)/bin/pip install -q -e '.[dev,bench]'
 	$(PY) -m benchmarks.training_loop
+	$(PY) -m benchmarks.attacks
 
 clean: ## Remove caches and the virtual environment (keeps multirun/ and data/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

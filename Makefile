@@ -7,7 +7,7 @@ FMNIST := /usr/share/datasets/fashion-mnist
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format train demo bench clean
+.PHONY: help install test test-fast lint format train demo paper bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -45,6 +45,11 @@ train: install ## One run: make train ARGS="data=cifar10 regime=overfit fold=2"
 demo: install ## The main job: a small real study on Fashion-MNIST (minutes on a CPU)
 	$(PY) train.py -m experiment=demo $(ARGS)
 	$(PY) -m advfit.summarize multirun/demo
+
+paper: install ## The paper's protocol: CIFAR-10 and STL-10, both regimes, 5 folds, 35 epochs (hours on a CPU)
+	$(PY) train.py -m experiment=paper_cifar10 $(ARGS)
+	$(PY) train.py -m experiment=paper_stl10 $(ARGS)
+	$(PY) -m advfit.summarize multirun/paper_cifar10 multirun/paper_stl10
 
 bench: install ## Speed benchmarks (see BENCHMARKS.md for recorded results)
 	$(VENV)/bin/pip install -q -e '.[dev,bench]'

@@ -35,7 +35,10 @@ class Classifier(pl.LightningModule):
     @staticmethod
     def _metrics(num_classes: int) -> MetricCollection:
         return MetricCollection(
-            {"loss": MeanMetric(), "acc": MulticlassAccuracy(num_classes=num_classes, average="micro")}
+            {
+                "loss": MeanMetric(),
+                "acc": MulticlassAccuracy(num_classes=num_classes, average="micro"),
+            }
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

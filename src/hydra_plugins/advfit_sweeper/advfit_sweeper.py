@@ -7,18 +7,31 @@ No ``from __future__ import annotations`` here: Hydra's plugin scanner loads thi
 outside ``sys.modules``, where dataclasses cannot resolve string annotations.
 """
 
+import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, Optional  # noqa: UP035  (OmegaConf reads these annotations)
 
+from hydra._internal.core_plugins.basic_launcher import BasicLauncher
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
 from advfit.config import register_resolvers
 from advfit.errors import user_error
 from advfit.sweep import check_job, check_run_dir_matches, expand_ranges, job_run_dir
+
+log = logging.getLogger(__name__)
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 @dataclass
@@ -40,14 +53,52 @@ class AdvfitSweeper(BasicSweeper):
 
     def sweep(self, arguments: list[str]) -> Any:
         try:
-            return super().sweep(expand_ranges(arguments))
+            return self._sweep(expand_ranges(arguments))
         except Exception as exc:
             cause = user_error(exc)
             if cause is None:
                 raise
             raise SystemExit(f"error: {cause}") from None
 
+    def _sweep(self, arguments: list[str]) -> Any:
+        """BasicSweeper.sweep, but every job is checked before the first is launched, and a
+        sequential launch reports after each job how many are done and the time left."""
+        params = self._parse_config()
+        params.extend(arguments)
+        parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
+        overrides = parser.parse_overrides(params)
+        self.overrides = self.split_arguments(overrides, self.max_batch_size)
+        jobs = [job for batch in self.overrides for job in batch]
+        self.validate_batch_is_legal(jobs)
+
+        sweep_dir = Path(self.config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
+        # The basic launcher runs jobs one after another: launch them one by one so that
+        # progress can be reported; parallel launchers get whole batches.
+        one_by_one = isinstance(self.launcher, BasicLauncher)
+        batches = [[job] for job in jobs] if one_by_one else self.overrides
+        returns, done, started = [], 0, time.monotonic()
+        for batch in batches:
+            results = self.launcher.launch(batch, initial_job_idx=done)
+            for result in results:
+                _ = result.return_value  # raises when the job failed
+            done += len(batch)
+            returns.append(results)
+            if one_by_one and len(jobs) > 1:
+                elapsed = time.monotonic() - started
+                left = elapsed / done * (len(jobs) - done)
+                log.info(
+                    "sweep: %d of %d jobs done in %s; about %s left",
+                    done,
+                    len(jobs),
+                    _duration(elapsed),
+                    _duration(left),
+                )
+        return returns
+
     def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        """Compose and check every job; stop before any starts when one is invalid."""
         loader = self.hydra_context.config_loader
         master = HydraConfig.instance().cfg
         try:

@@ -49,6 +49,8 @@ def test_replay_writes_the_contract(trained):
         "asr_fgsm",
         "asr_pgd",
         "asr_cw",
+        "loss_sensitivity",
+        "empirical_robustness",
     ]
     assert (
         epochs["test_acc"].between(0.6, 1).all()
@@ -150,3 +152,27 @@ def test_evaluate_bad_run_directories(trained, tmp_path):
     shutil.rmtree(empty / "checkpoints")
     result = run_cli("evaluate.py", f"run_dir={empty}", cwd=tmp_path)
     assert result.returncode == 2 and "0 snapshots" in result.stderr + result.stdout
+
+
+def test_robustness_scores_per_snapshot_match_a_direct_computation(trained, fmnist_dir):
+    from advfit.metrics.robustness import empirical_robustness, loss_sensitivity
+
+    run, _ = trained
+    epochs = pd.read_csv(run.epochs_csv).set_index("epoch")
+    test = FashionMNISTDataModule(data_dir=str(fmnist_dir), download=False)
+    test.setup()
+    x, y = to_unit_range(test.x_test[:1000]), test.y_test[:1000]
+    for epoch in (1, 3):
+        net = LeNet((1, 28, 28), 10)
+        net.load_state_dict(torch.load(run.snapshot(epoch), weights_only=True))
+        assert epochs.loc[epoch, "loss_sensitivity"] == pytest.approx(
+            loss_sensitivity(net, x, y), rel=1e-5
+        )
+        assert epochs.loc[epoch, "empirical_robustness"] == pytest.approx(
+            empirical_robustness(net, x), rel=1e-5
+        )
+    summary = json.loads(run.summary_json.read_text())
+    assert set(summary["metrics_seconds_per_snapshot"]) == {
+        "loss_sensitivity",
+        "empirical_robustness",
+    }

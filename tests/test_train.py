@@ -49,6 +49,8 @@ def test_train_end_to_end_learns_and_writes_the_contract(tmp_path, fmnist_dir):
         "val_acc",
         "test_acc",
         "asr_fgsm",
+        "loss_sensitivity",
+        "empirical_robustness",
     ]
     assert epochs["epoch"].tolist() == [1, 2, 3]
     assert epochs["val_acc"].max() > 0.7  # chance is 0.1
@@ -96,6 +98,7 @@ def test_overfit_regime_opens_a_gap_the_normal_regime_does_not(tmp_path, fmnist_
                 "logger=none",
                 "attack=[fgsm]",
                 "replay.n_images=50",
+                "metrics.n_images=50",
             ],
             tmp_path / regime,
             data_dir=fmnist_dir,
@@ -119,6 +122,7 @@ def test_same_seed_same_numbers(tmp_path, fmnist_dir):
                 "logger=none",
                 "attack=[fgsm]",
                 "replay.n_images=50",
+                "metrics.n_images=50",
             ],
             tmp_path / name,
             data_dir=fmnist_dir,
@@ -132,6 +136,15 @@ def test_same_seed_same_numbers(tmp_path, fmnist_dir):
     ("args", "message"),
     [
         (["fold=7"], "fold=7 is invalid: accepted values are 0..4"),
+        (
+            ["data.test_subset=100"],
+            "metrics.n_images=1000 is invalid: the test set holds 100 images",
+        ),
+        (
+            ["metrics.empirical_robustness.norm=3"],
+            "metrics.empirical_robustness.norm=3 is invalid: accepted are 1, 2 and inf",
+        ),
+        (["metrics.every_k=0"], "metrics.every_k=0 is invalid"),
         (["data=imagenet"], "Could not find 'data/imagenet'"),
         (["regime=fast"], "Could not find 'regime/fast'"),
         (["model=resnet"], "Could not find 'model/resnet'"),

@@ -22,6 +22,7 @@ from advfit.attacks import Attack
 from advfit.data.batches import to_unit_range
 from advfit.errors import ConfigError, RunError
 from advfit.metrics import perturbation_norms, summarize_norms
+from advfit.metrics.robustness import SnapshotMetrics
 from advfit.rundir import TRAIN_COLUMNS, RunDir, atomic_torch_save, atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,7 @@ class Replay:
         batch_size: images per forward pass when classifying.
         progress: show progress bars.
         wandb_run: a W&B run to log to, or None.
+        metrics: robustness scores to compute per snapshot, or None.
     """
 
     def __init__(
@@ -124,6 +126,7 @@ class Replay:
         batch_size: int = 1000,
         progress: bool = True,
         wandb_run: Any = None,
+        metrics: SnapshotMetrics | None = None,
     ) -> None:
         if int(n_images) < 1:
             raise ConfigError(f"replay.n_images={n_images} is invalid: it must be >= 1")
@@ -134,6 +137,10 @@ class Replay:
         self.attacks = attacks
         self.n_images, self.batch_size = int(n_images), int(batch_size)
         self.progress, self.wandb_run = progress, wandb_run
+        self.metrics = metrics
+        if metrics is not None:
+            metrics.check_size(len(y_test))
+        self.metric_seconds: dict[str, list[float]] = {}
         self.device = x_test.device
 
     # -- steps ---------------------------------------------------------------------------
@@ -209,6 +216,9 @@ class Replay:
 
     def replay(self, snapshots: dict[int, Any], sets: dict[str, AdversarialSet]) -> pd.DataFrame:
         rows = []
+        last = max(snapshots)
+        if self.metrics is not None:
+            self.x_scored = to_unit_range(self.x_test[: self.metrics.n_images])
         bar = tqdm(
             snapshots.items(),
             desc="replaying snapshots",
@@ -229,6 +239,14 @@ class Replay:
                     (predict(self.net, adv.x_adv, self.batch_size) == adv.labels).float().mean()
                 )
                 row[f"asr_{name}"] = 1.0 - accuracy.item()
+            if self.metrics is not None:
+                if self.metrics.due(epoch, last):
+                    values, seconds = self.metrics(self.net, self.x_scored, self.y_test)
+                    row.update(values)
+                    for key, value in seconds.items():
+                        self.metric_seconds.setdefault(key, []).append(value)
+                else:
+                    row.update({column: float("nan") for column in self.metrics.columns})
             rows.append(row)
         return pd.DataFrame(rows)
 
@@ -268,6 +286,9 @@ class Replay:
                 "n_crafted": len(indices),
                 "attacks": {name: adv.params for name, adv in sets.items()},
                 "seconds": seconds,
+            },
+            metrics_seconds_per_snapshot={
+                key: sum(values) / len(values) for key, values in self.metric_seconds.items()
             },
         )
         self.log_wandb(merged, distances)

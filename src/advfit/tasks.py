@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from advfit.checkpoints import AtomicCheckpointIO, usable_checkpoint
 from advfit.config import validate_train_config
-from advfit.errors import RunError
+from advfit.errors import ConfigError, RunError
 from advfit.replay import Replay
 from advfit.rundir import RunDir, atomic_write_text
 from advfit.sweep import check_run_dir_matches
@@ -135,6 +135,11 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     started = time.perf_counter()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule, model = build(cfg)
+    scored = OmegaConf.select(cfg, "metrics.n_images")
+    if scored is not None and int(scored) > len(datamodule.y_test):
+        raise ConfigError(
+            f"metrics.n_images={scored} is invalid: the test set holds {len(datamodule.y_test)} images"
+        )
     loggers = instantiate_group(cfg.get("logger"))
     try:
         trainer = build_trainer(cfg, loggers)
@@ -202,6 +207,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             batch_size=datamodule.eval_batch_size,
             progress=cfg.progress,
             wandb_run=wandb_run,
+            metrics=instantiate(run_cfg.metrics) if run_cfg.get("metrics") else None,
         )()
     finally:
         if wandb_run is not None:

@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 import torch
 
 from advfit.attacks import Attack
+from advfit.metrics.robustness import SnapshotMetrics
 from advfit.replay import Replay
 from advfit.rundir import RunDir
 
@@ -32,6 +33,7 @@ class AdversarialReplay(pl.Callback):
         n_images: craft on the first ``n_images`` correctly classified test images.
         seed: seeds attacks with random starts, so a replay is repeatable.
         progress: show progress bars.
+        metrics: robustness scores per snapshot (the ``metrics`` config), or None.
     """
 
     def __init__(
@@ -41,10 +43,12 @@ class AdversarialReplay(pl.Callback):
         n_images: int = 1000,
         seed: int = 0,
         progress: bool = True,
+        metrics: SnapshotMetrics | None = None,
     ) -> None:
         self.run = RunDir(run_dir)
         self.attacks = dict(attacks)
         self.n_images, self.seed, self.progress = n_images, seed, progress
+        self.metrics = metrics
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.interrupted:
@@ -62,4 +66,5 @@ class AdversarialReplay(pl.Callback):
             batch_size=datamodule.eval_batch_size,
             progress=self.progress and trainer.progress_bar_callback is not None,
             wandb_run=wandb_run_of(trainer),
+            metrics=self.metrics,
         )()

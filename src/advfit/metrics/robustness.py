@@ -122,3 +122,79 @@ def empirical_robustness(
                 delta = (adv - xb)[flipped].flatten(1)
                 ratios.append(delta.norm(p=p, dim=1) / xb[flipped].flatten(1).norm(p=p, dim=1))
     return torch.cat(ratios).mean().item() if ratios else 0.0
+
+
+class SnapshotMetrics:
+    """The robustness scores computed for every (k-th) snapshot during the replay.
+
+    Args:
+        n_images: the first ``n_images`` test images are scored.
+        every_k: score every k-th snapshot (epochs k, 2k, ...) and the last one; the others
+            get NaN. 1 scores every snapshot.
+        loss_sensitivity: compute loss sensitivity (true labels).
+        empirical_robustness: keyword arguments of :func:`empirical_robustness`
+            (``norm``, ``eps_step``, ``eps_max``), or None to switch it off.
+        batch_size: images per gradient pass.
+    """
+
+    def __init__(
+        self,
+        n_images: int = 500,
+        every_k: int = 1,
+        loss_sensitivity: bool = True,
+        empirical_robustness: dict | None = None,
+        batch_size: int = 500,
+    ) -> None:
+        if int(n_images) < 1:
+            raise ConfigError(f"metrics.n_images={n_images} is invalid: it must be >= 1")
+        if int(every_k) < 1:
+            raise ConfigError(f"metrics.every_k={every_k} is invalid: it must be >= 1")
+        self.n_images, self.every_k = int(n_images), int(every_k)
+        self.loss_sensitivity = bool(loss_sensitivity)
+        self.empirical = dict(empirical_robustness) if empirical_robustness else None
+        if self.empirical is not None:
+            try:
+                parse_norm(self.empirical.get("norm", "inf"))
+            except ConfigError as err:
+                raise ConfigError(f"metrics.empirical_robustness.{err}") from err
+            step, top = self.empirical.get("eps_step", 0.1), self.empirical.get("eps_max", 0.3)
+            if not 0 < step <= top:
+                raise ConfigError(
+                    f"metrics.empirical_robustness eps_step={step}, eps_max={top} are invalid: "
+                    "need 0 < eps_step <= eps_max"
+                )
+        self.batch_size = int(batch_size)
+
+    @property
+    def columns(self) -> list[str]:
+        return ["loss_sensitivity"] * self.loss_sensitivity + ["empirical_robustness"] * (
+            self.empirical is not None
+        )
+
+    def check_size(self, n_test: int) -> None:
+        if self.n_images > n_test:
+            raise ConfigError(
+                f"metrics.n_images={self.n_images} is invalid: the test set holds {n_test} images"
+            )
+
+    def due(self, epoch: int, last_epoch: int) -> bool:
+        return epoch % self.every_k == 0 or epoch == last_epoch
+
+    def __call__(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[dict, dict]:
+        """Scores of ``net`` on the first ``n_images`` of ``x`` (pixels in [0, 1]), and the
+        seconds each took."""
+        import time
+
+        x, y = x[: self.n_images], y[: self.n_images]
+        values, seconds = {}, {}
+        if self.loss_sensitivity:
+            started = time.perf_counter()
+            values["loss_sensitivity"] = loss_sensitivity(net, x, y, self.batch_size)
+            seconds["loss_sensitivity"] = time.perf_counter() - started
+        if self.empirical is not None:
+            started = time.perf_counter()
+            values["empirical_robustness"] = empirical_robustness(
+                net, x, batch_size=self.batch_size, **self.empirical
+            )
+            seconds["empirical_robustness"] = time.perf_counter() - started
+        return values, seconds

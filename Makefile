@@ -5,9 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist
 ARGS ?=
+# The sweep the report targets read: the most recently changed one under multirun/.
+SWEEP ?= $(shell ls -td multirun/*/ 2>/dev/null | head -n 1)
+REPORT = $(PY) -m advfit.report $(SWEEP)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format train demo paper bench clean
+.PHONY: help install test test-fast lint format train demo paper report figures tables bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -45,11 +48,24 @@ train: install ## One run: make train ARGS="data=cifar10 regime=overfit fold=2"
 demo: install ## The main job: a small real study on Fashion-MNIST (minutes on a CPU)
 	$(PY) train.py -m experiment=demo $(ARGS)
 	$(PY) -m advfit.summarize multirun/demo
+	$(PY) -m advfit.report multirun/demo
 
 paper: install ## The paper's protocol: CIFAR-10 and STL-10, both regimes, 5 folds, 35 epochs (hours on a CPU)
 	$(PY) train.py -m experiment=paper_cifar10 $(ARGS)
 	$(PY) train.py -m experiment=paper_stl10 $(ARGS)
-	$(PY) -m advfit.summarize multirun/paper_cifar10 multirun/paper_stl10
+	$(PY) -m advfit.report multirun/paper_cifar10 multirun/paper_stl10 --out multirun/paper_report
+
+report: install ## Figures, tables, verdict, report.md and report.html of SWEEP=<dir> (default: latest)
+	$(REPORT)
+
+figures: install ## Every figure of SWEEP
+	$(REPORT) --only fig3,fig4,fig5,fig6,fig7,fig8,fig9,fig10
+
+tables: install ## The distance tables (Tables 2-5) of SWEEP, as Markdown, CSV and LaTeX
+	$(REPORT) --only tables
+
+fig%: install ## One figure of SWEEP: make fig3 ... make fig10
+	$(REPORT) --only fig$*
 
 bench: install ## Speed benchmarks (see BENCHMARKS.md for recorded results)
 	$(VENV)/bin/pip install -q -e '.[dev,bench]'

@@ -71,6 +71,18 @@ def test_the_users_literal_command_makes_ten_runs_and_a_rerun_skips_them(tmp_pat
     assert again.returncode == 0 and (again.stdout + again.stderr).count("skipping") == 10
     assert sweep_dirs(tmp_path) == names
 
+    # The report reads the sweep's run directories: two groups of five folds.
+    from advfit.report.__main__ import main as report
+
+    assert report([str(tmp_path / "multirun" / "debug")]) == 0
+    text = (tmp_path / "multirun" / "debug" / "report" / "report.md").read_text()
+    assert "Finished runs: 10; left out (no DONE): 0" in text
+    assert (
+        text.count("fashion_mnist, normal, fgsm") == 1
+        and text.count("fashion_mnist, overfit, fgsm") == 1
+    )
+    assert (tmp_path / "multirun" / "debug" / "report" / "fig4.png").is_file()
+
 
 @pytest.mark.parametrize(
     ("args", "message"),

@@ -1,0 +1,1 @@
+"""The report: figures, tables and a verdict from run directories (``python -m advfit.report``)."""

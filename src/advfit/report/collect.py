@@ -1,0 +1,182 @@
+"""Collect run directories (the run-directory contract only) and aggregate them across folds."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from omegaconf import OmegaConf
+
+from advfit.rundir import RunDir
+from advfit.sweep import _NEUTRAL_PREFIXES, config_differences, flatten
+
+log = logging.getLogger(__name__)
+
+# Keys that always differ between the folds of one group, or say nothing about results.
+_PER_RUN = ("fold", "data.fold", "run_name", "callbacks.", *_NEUTRAL_PREFIXES)
+
+
+class ReportError(ValueError):
+    """The sweep cannot be reported; the message names the file or the keys."""
+
+
+@dataclass
+class Run:
+    root: Path
+    summary: dict[str, Any]
+    config: dict[str, Any]
+    epochs: pd.DataFrame
+    distances: pd.DataFrame
+
+    @property
+    def fold(self) -> int:
+        return int(self.summary["fold"])
+
+
+@dataclass
+class Sweep:
+    runs: list[Run]
+    unfinished: list[Path] = field(default_factory=list)
+    group_keys: list[str] = field(default_factory=list)
+
+    def groups(self) -> dict[tuple, list[Run]]:
+        out: dict[tuple, list[Run]] = {}
+        for run in self.runs:
+            out.setdefault(group_of(run, self.group_keys), []).append(run)
+        return dict(sorted(out.items(), key=lambda kv: tuple(map(str, kv[0]))))
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path)
+    except Exception as err:
+        raise ReportError(f"{path} is corrupt: {err}") from err
+    if path.name == "epochs.csv" and ("epoch" not in frame.columns or frame.empty):
+        raise ReportError(f"{path} is corrupt: it has no epoch rows")
+    return frame
+
+
+def read_run(root: Path) -> Run:
+    run = RunDir(root)
+    try:
+        summary = json.loads(run.summary_json.read_text())
+    except Exception as err:
+        raise ReportError(f"{run.summary_json} is unreadable: {err}") from err
+    config_path = run.resolved_config if run.resolved_config.is_file() else run.config
+    config = (
+        OmegaConf.to_container(OmegaConf.load(config_path), resolve=False)
+        if config_path.is_file()
+        else {}
+    )
+    distances = _read_csv(run.distances_csv) if run.distances_csv.is_file() else pd.DataFrame()
+    return Run(root, summary, config, _read_csv(run.epochs_csv), distances)
+
+
+def collect(paths: list[Path]) -> Sweep:
+    """Every run directory with DONE under ``paths``; those without DONE are counted."""
+    runs, unfinished = [], []
+    for path in paths:
+        path = Path(path)
+        if not path.exists():
+            raise ReportError(f"{path} does not exist")
+        for epochs in sorted(path.rglob("epochs.csv")):
+            if (epochs.parent / "DONE").is_file():
+                runs.append(read_run(epochs.parent))
+            else:
+                unfinished.append(epochs.parent)
+    if not runs:
+        raise ReportError(
+            f"no finished run directories (with DONE) under {', '.join(map(str, paths))}"
+            + (f"; {len(unfinished)} unfinished" if unfinished else "")
+        )
+    return Sweep(runs, unfinished, swept_keys(runs))
+
+
+def swept_keys(runs: list[Run]) -> list[str]:
+    """Config keys that differ between runs, other than the fold: they split the groups."""
+    flat = [flatten(run.config) for run in runs]
+    keys = sorted({k for f in flat for k in f})
+    varying = []
+    for key in keys:
+        if key.startswith(_PER_RUN) or key in ("data.name", "regime.name"):
+            continue
+        values = {repr(f.get(key)) for f in flat}
+        if len(values) > 1:
+            varying.append(key)
+    # A sub-key of a varying group (regime.lr when regime changes) follows the group.
+    return [k for k in varying if not _follows_identity(k, runs)]
+
+
+def _follows_identity(key: str, runs: list[Run]) -> bool:
+    """True when ``key`` is fixed within each (dataset, regime): it adds no split."""
+    seen: dict[tuple, set] = {}
+    for run in runs:
+        ident = (run.summary.get("dataset"), run.summary.get("regime"))
+        seen.setdefault(ident, set()).add(repr(flatten(run.config).get(key)))
+    return all(len(v) == 1 for v in seen.values())
+
+
+def group_of(run: Run, keys: list[str]) -> tuple:
+    flat = flatten(run.config)
+    return (run.summary["dataset"], run.summary["regime"], *(flat.get(k) for k in keys))
+
+
+def check_compatible(runs: list[Run]) -> None:
+    """Runs of one group must differ in their fold only; otherwise name the keys."""
+    base = runs[0]
+    for other in runs[1:]:
+        diffs = [
+            d
+            for d in config_differences(base.config, other.config)
+            if not d.split(":")[0].startswith(_PER_RUN)
+        ]
+        if diffs:
+            raise ReportError(
+                f"{base.root} and {other.root} are in one group but differ in: " + "; ".join(diffs)
+            )
+
+
+def aggregate(runs: list[Run]) -> pd.DataFrame:
+    """Per epoch, the mean and std (ddof 1; NaN for one fold) of every epochs.csv column."""
+    frames = [run.epochs.assign(fold=run.fold) for run in runs]
+    stacked = pd.concat(frames, ignore_index=True)
+    numeric = [c for c in stacked.columns if c not in ("epoch", "fold")]
+    grouped = stacked.groupby("epoch")[numeric]
+    mean, std = grouped.mean(), grouped.std(ddof=1)
+    out = pd.concat({"mean": mean, "std": std}, axis=1)
+    out["n_folds"] = stacked.groupby("epoch")["fold"].nunique()
+    return out
+
+
+def pooled_distances(runs: list[Run]) -> pd.DataFrame:
+    """Distances per attack over all fooling examples of all folds (exact pooled mean/std)."""
+    rows = []
+    frames = [run.distances for run in runs if not run.distances.empty]
+    if not frames:
+        return pd.DataFrame()
+    stacked = pd.concat(frames, ignore_index=True)
+    for attack, part in stacked.groupby("attack", sort=False):
+        n = part["n_fooled"].to_numpy(float)
+        row = {
+            "attack": attack,
+            "n": int(part["n"].sum()),
+            "n_fooled": int(n.sum()),
+            "folds": len(part),
+        }
+        for metric in ("l0", "l2", "linf"):
+            m, s = part[f"{metric}_mean"].to_numpy(float), part[f"{metric}_std"].to_numpy(float)
+            keep = n > 0
+            if not keep.any():
+                row[f"{metric}_mean"] = row[f"{metric}_std"] = float("nan")
+                continue
+            total = n[keep].sum()
+            mean = (n[keep] * m[keep]).sum() / total
+            var = (n[keep] * (s[keep] ** 2 + m[keep] ** 2)).sum() / total - mean**2
+            row[f"{metric}_mean"], row[f"{metric}_std"] = mean, float(np.sqrt(max(var, 0.0)))
+        rows.append(row)
+    return pd.DataFrame(rows)

@@ -1,0 +1,200 @@
+"""The report, from run directories the test writes with known numbers."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from advfit.report.__main__ import main
+from advfit.report.collect import ReportError, aggregate, collect, pooled_distances
+from advfit.report.verdict import Thresholds, verdict
+from advfit.rundir import RunDir
+
+
+def write_run(
+    root: Path,
+    dataset: str,
+    regime: str,
+    fold: int,
+    epochs: pd.DataFrame,
+    distances: pd.DataFrame | None = None,
+    done: bool = True,
+    lr: float = 0.001,
+) -> RunDir:
+    run = RunDir(root / f"{dataset}-{regime}-fold{fold}-seed0")
+    run.resolved_config.parent.mkdir(parents=True)
+    run.resolved_config.write_text(
+        f"data:\n  name: {dataset}\nregime:\n  name: {regime}\n  lr: {lr}\nfold: {fold}\nseed: 0\n"
+    )
+    run.write_epochs(epochs)
+    if distances is not None:
+        distances.to_csv(run.distances_csv, index=False)
+    best = int(epochs.loc[epochs["val_acc"].idxmax(), "epoch"])
+    run.summary_json.write_text(
+        json.dumps(
+            {
+                "dataset": dataset,
+                "regime": regime,
+                "fold": fold,
+                "seed": 0,
+                "lr": lr,
+                "best_epoch": best,
+                "versions": {"torch": "x"},
+            }
+        )
+    )
+    if done:
+        run.mark_done()
+    return run
+
+
+def trend(regime: str, fold: int, reverse: bool = False) -> pd.DataFrame:
+    """10 epochs following the paper's trend (or its reverse), a little fold noise."""
+    e = np.arange(1, 11)
+    noise = 0.01 * fold
+    if regime == "normal":
+        test = 0.3 + 0.05 * e + noise
+        asr = 0.2 + 0.06 * e if not reverse else 0.9 - 0.06 * e
+        val = test
+    else:
+        val = np.where(e <= 4, 0.5 + 0.05 * e, 0.7 - 0.03 * (e - 4)) + noise
+        test = val
+        asr = (
+            np.where(e <= 4, 0.8, 0.8 - 0.02 * (e - 4))
+            if not reverse
+            else np.where(e <= 4, 0.5, 0.5 + 0.05 * (e - 4))
+        )
+    return pd.DataFrame(
+        {
+            "epoch": e,
+            "train_loss": 1.0 / e,
+            "train_acc": 0.5 + 0.04 * e,
+            "val_loss": 1 - val,
+            "val_acc": val,
+            "test_acc": test,
+            "asr_fgsm": asr,
+            "loss_sensitivity": 0.1 * e,
+        }
+    )
+
+
+def distances(n_fooled: int, l2_mean: float, l2_std: float) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "attack": "fgsm",
+                "n": 100,
+                "n_fooled": n_fooled,
+                "l0_mean": 700.0,
+                "l0_std": 10.0,
+                "l2_mean": l2_mean,
+                "l2_std": l2_std,
+                "linf_mean": 0.3,
+                "linf_std": 0.0,
+                "l0_elements_mean": 700.0,
+                "l0_elements_std": 10.0,
+            }
+        ]
+    )
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    for regime in ("normal", "overfit"):
+        for fold in (0, 1, 2):
+            write_run(
+                tmp_path,
+                "cifar10",
+                regime,
+                fold,
+                trend(regime, fold),
+                distances(50 + 10 * fold, 8 + fold, 0.5),
+            )
+    write_run(tmp_path, "cifar10", "normal", 3, trend("normal", 3), done=False)
+    return tmp_path
+
+
+def test_aggregates_equal_hand_computed_values(sweep):
+    s = collect([sweep])
+    assert len(s.runs) == 6 and len(s.unfinished) == 1 and s.group_keys == []
+    runs = s.groups()[("cifar10", "normal")]
+    table = aggregate(runs)
+    values = [0.3 + 0.05 * 3 + 0.01 * f for f in (0, 1, 2)]
+    assert table.loc[3, ("mean", "test_acc")] == pytest.approx(np.mean(values))
+    assert table.loc[3, ("std", "test_acc")] == pytest.approx(np.std(values, ddof=1))
+    assert table.loc[3, "n_folds"] == 3
+
+
+def test_pooled_distances_are_exact_over_all_examples(sweep):
+    runs = collect([sweep]).groups()[("cifar10", "normal")]
+    row = pooled_distances(runs).iloc[0]
+    # Rebuild every example: fold f has 50+10f examples with mean 8+f and std 0.5.
+    examples = np.concatenate(
+        [8 + f + 0.5 * np.resize([1.0, -1.0], 50 + 10 * f) for f in (0, 1, 2)]
+    )
+    assert row["n_fooled"] == 180 and row["folds"] == 3
+    assert row["l2_mean"] == pytest.approx(examples.mean())
+    assert row["l2_std"] == pytest.approx(examples.std(), rel=1e-6)
+
+
+def test_verdict_holds_on_the_papers_trend_and_not_on_its_reverse(tmp_path):
+    t = Thresholds()
+    for reverse, expected in ((False, "holds"), (True, "does not hold")):
+        root = tmp_path / str(reverse)
+        runs = {
+            r: [write_run(root, "stl10", r, f, trend(r, f, reverse)) for f in (0, 1)]
+            for r in ("normal", "overfit")
+        }
+        s = collect([root])
+        for (_, regime), group in s.groups().items():
+            row = verdict(regime, group, t).iloc[0]
+            assert row["holds"] == expected, (regime, row["claim"])
+        assert runs
+
+
+def test_report_end_to_end_writes_figures_tables_and_verdict(sweep):
+    assert main([str(sweep), "--out", str(sweep / "out")]) == 0
+    out = sweep / "out"
+    for number in (3, 4, 6, 7, 8, 10):
+        assert (out / f"fig{number}.png").stat().st_size > 5000 and (
+            out / f"fig{number}.pdf"
+        ).is_file()
+    assert not (out / "fig5.png").exists()  # no CLEVER column: no panel, no figure
+    text = (out / "report.md").read_text()
+    assert "left out (no DONE): 1" in text and "| holds" in text.replace("**", "| ")
+    # (50 x 8 + 60 x 9 + 70 x 10) / 180 = 9.11, pooled std 0.95 (see the test above).
+    table = (out / "distances.md").read_text()
+    assert "| 700.00 ± 10.00 | 9.11 ± 0.95 | 0.30 ± 0.00 |" in table
+    assert "\\begin{tabular}" in (out / "distances.tex").read_text()
+    assert "data:image/png;base64," in (out / "report.html").read_text()
+
+
+def test_figure_panels_and_error_bars(sweep):
+    import matplotlib.pyplot as plt
+
+    from advfit.report.figures import draw
+
+    s = collect([sweep])
+    tables = {k[0]: aggregate(r) for k, r in s.groups().items() if k[1] == "normal"}
+    tables["one fold"] = aggregate(s.groups()[("cifar10", "normal")][:1])
+    fig = draw(4, tables, sweep / "figs")
+    axes = fig.axes
+    assert len(axes) == 2 and [a.get_title() for a in axes] == [
+        "cifar10 (3 folds)",
+        "one fold (1 fold)",
+    ]
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["test accuracy", "ASR FGSM"]
+    assert axes[0].collections and not axes[1].collections  # error bars only with folds > 1
+    plt.close("all")
+
+
+def test_bad_input(tmp_path):
+    assert main([str(tmp_path)]) == 2
+    with pytest.raises(ReportError, match="no finished run directories"):
+        collect([tmp_path])
+    run = write_run(tmp_path, "cifar10", "normal", 0, trend("normal", 0))
+    run.epochs_csv.write_text("garbage\n")
+    with pytest.raises(ReportError, match=r"epochs.csv is corrupt"):
+        collect([tmp_path])

@@ -80,7 +80,7 @@ def test_same_seed_same_clever_another_seed_close(small_lenet):
         ({"radius": 0}, "clever.radius=0 is invalid"),
         ({"nb_batches": 0}, "clever.nb_batches=0 is invalid"),
         ({"batch_size": 0}, "clever.batch_size=0 is invalid"),
-        ({"on": "softmax"}, "clever.on='softmax' is invalid"),
+        ({"outputs": "softmax"}, "clever.outputs='softmax' is invalid"),
     ],
 )
 def test_bad_clever_settings_name_the_value(kwargs, message):

@@ -26,6 +26,8 @@ def trained(tmp_path_factory, fmnist_dir):
             "data.train_subset=6000",
             "data.test_subset=1000",
             "replay.n_images=200",
+            "metrics.clever.n_images=4",
+            "metrics.clever.pool_factor=2",
             "logger=none",
         ],
         out,
@@ -51,6 +53,7 @@ def test_replay_writes_the_contract(trained):
         "asr_cw",
         "loss_sensitivity",
         "empirical_robustness",
+        "clever",
     ]
     assert (
         epochs["test_acc"].between(0.6, 1).all()
@@ -175,4 +178,18 @@ def test_robustness_scores_per_snapshot_match_a_direct_computation(trained, fmni
     assert set(summary["metrics_seconds_per_snapshot"]) == {
         "loss_sensitivity",
         "empirical_robustness",
+        "clever",
     }
+    # CLEVER: per-image scores in clever.csv; the column is their mean; same seed, same value.
+    from advfit.metrics.clever import Clever
+
+    per_image = pd.read_csv(run.root / "clever.csv")
+    assert per_image.groupby("epoch").size().tolist() == [4, 4, 4]
+    for epoch in (1, 3):
+        scores = per_image[per_image["epoch"] == epoch]["clever"]
+        assert epochs.loc[epoch, "clever"] == pytest.approx(scores.mean(), rel=1e-6)
+    net = LeNet((1, 28, 28), 10)
+    net.load_state_dict(torch.load(run.snapshot(3), weights_only=True))
+    again = Clever(pool_factor=2, seed=0)(net, x[:4])
+    expected = per_image[per_image["epoch"] == 3]["clever"].tolist()
+    assert again.tolist() == pytest.approx(expected, rel=1e-6)

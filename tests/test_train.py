@@ -25,6 +25,8 @@ def test_train_end_to_end_learns_and_writes_the_contract(tmp_path, fmnist_dir):
         "data.train_subset=6000",
         "data.test_subset=1000",
         "replay.n_images=100",
+        "metrics.clever.n_images=2",
+        "metrics.clever.pool_factor=2",
         "attack=[fgsm]",
         "trainer.enable_progress_bar=false",
     ]
@@ -51,6 +53,7 @@ def test_train_end_to_end_learns_and_writes_the_contract(tmp_path, fmnist_dir):
         "asr_fgsm",
         "loss_sensitivity",
         "empirical_robustness",
+        "clever",
     ]
     assert epochs["epoch"].tolist() == [1, 2, 3]
     assert epochs["val_acc"].max() > 0.7  # chance is 0.1
@@ -99,6 +102,7 @@ def test_overfit_regime_opens_a_gap_the_normal_regime_does_not(tmp_path, fmnist_
                 "attack=[fgsm]",
                 "replay.n_images=50",
                 "metrics.n_images=50",
+                "metrics.clever=null",
             ],
             tmp_path / regime,
             data_dir=fmnist_dir,
@@ -123,6 +127,7 @@ def test_same_seed_same_numbers(tmp_path, fmnist_dir):
                 "attack=[fgsm]",
                 "replay.n_images=50",
                 "metrics.n_images=50",
+                "metrics.clever=null",
             ],
             tmp_path / name,
             data_dir=fmnist_dir,
@@ -145,6 +150,7 @@ def test_same_seed_same_numbers(tmp_path, fmnist_dir):
             "metrics.empirical_robustness.norm=3 is invalid: accepted are 1, 2 and inf",
         ),
         (["metrics.every_k=0"], "metrics.every_k=0 is invalid"),
+        (["metrics.clever.radius=0"], "clever.radius=0 is invalid"),
         (["data=imagenet"], "Could not find 'data/imagenet'"),
         (["regime=fast"], "Could not find 'regime/fast'"),
         (["model=resnet"], "Could not find 'model/resnet'"),

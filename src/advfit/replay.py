@@ -215,7 +215,7 @@ class Replay:
         return pd.DataFrame(rows, columns=DISTANCE_COLUMNS)
 
     def replay(self, snapshots: dict[int, Any], sets: dict[str, AdversarialSet]) -> pd.DataFrame:
-        rows = []
+        rows, clever_rows = [], []
         last = max(snapshots)
         if self.metrics is not None:
             self.x_scored = to_unit_range(self.x_test[: self.metrics.n_images])
@@ -243,11 +243,22 @@ class Replay:
                 if self.metrics.due(epoch, last):
                     values, seconds = self.metrics(self.net, self.x_scored, self.y_test)
                     row.update(values)
+                    if self.metrics.last_clever_scores is not None:
+                        clever_rows.extend(
+                            {"epoch": epoch, "test_index": i, "clever": float(v)}
+                            for i, v in enumerate(self.metrics.last_clever_scores.tolist())
+                        )
                     for key, value in seconds.items():
                         self.metric_seconds.setdefault(key, []).append(value)
                 else:
                     row.update({column: float("nan") for column in self.metrics.columns})
             rows.append(row)
+        if clever_rows:
+            # Per-image CLEVER scores (the epochs.csv column is their mean).
+            frame = pd.DataFrame(clever_rows)
+            atomic_write_text(
+                self.run.root / "clever.csv", frame.to_csv(index=False, float_format="%.8g")
+            )
         return pd.DataFrame(rows)
 
     # -- the whole replay ---------------------------------------------------------------

@@ -69,7 +69,7 @@ class Clever:
         norm: p of the ball: 1, 2 or inf (gradients are measured in the dual norm).
         pool_factor: the pool holds ``pool_factor * batch_size`` points per image.
         c_init: initial shape of the Weibull fit.
-        on: ``logits`` (as the CLEVER authors' code) or ``probabilities`` (softmax; what ART
+        outputs: ``logits`` (as the CLEVER authors' code) or ``probabilities`` (softmax; what ART
             computes for a Keras softmax model such as the paper's).
         seed: seeds the generator of points and draws.
         images_per_pass: images whose pools go through the network together.
@@ -83,7 +83,7 @@ class Clever:
         norm: str | float = 2,
         pool_factor: int = 10,
         c_init: float = 1.0,
-        on: str = "logits",
+        outputs: str = "logits",
         seed: int = 0,
         images_per_pass: int = 8,
     ) -> None:
@@ -97,19 +97,22 @@ class Clever:
                 raise ConfigError(f"clever.{key}={value} is invalid: it must be >= 1")
         if not float(radius) > 0:
             raise ConfigError(f"clever.radius={radius} is invalid: it must be > 0")
-        if on not in ("logits", "probabilities"):
-            raise ConfigError(f"clever.on={on!r} is invalid: accepted are logits, probabilities")
+        if outputs not in ("logits", "probabilities"):
+            raise ConfigError(
+                f"clever.outputs={outputs!r} is invalid: accepted are logits, probabilities"
+            )
         try:
             self.norm = parse_norm(norm)
         except ConfigError as err:
             raise ConfigError(f"clever.{err}") from err
         self.nb_batches, self.batch_size = int(nb_batches), int(batch_size)
         self.radius, self.pool_factor, self.c_init = float(radius), int(pool_factor), float(c_init)
-        self.on, self.seed, self.images_per_pass = on, int(seed), int(images_per_pass)
+        self.outputs, self.seed = outputs, int(seed)
+        self.images_per_pass = int(images_per_pass)
 
     def _outputs(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         out = net(x)
-        return out.softmax(dim=1) if self.on == "probabilities" else out
+        return out.softmax(dim=1) if self.outputs == "probabilities" else out
 
     def _gradient_norms(
         self, net: nn.Module, points: torch.Tensor, pred: torch.Tensor

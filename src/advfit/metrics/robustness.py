@@ -134,7 +134,10 @@ class SnapshotMetrics:
         loss_sensitivity: compute loss sensitivity (true labels).
         empirical_robustness: keyword arguments of :func:`empirical_robustness`
             (``norm``, ``eps_step``, ``eps_max``), or None to switch it off.
+        clever: keyword arguments of :class:`advfit.metrics.clever.Clever` plus ``n_images``
+            (CLEVER costs far more per image, so it scores fewer), or None to switch it off.
         batch_size: images per gradient pass.
+        seed: seeds CLEVER's random points.
     """
 
     def __init__(
@@ -143,7 +146,9 @@ class SnapshotMetrics:
         every_k: int = 1,
         loss_sensitivity: bool = True,
         empirical_robustness: dict | None = None,
+        clever: dict | None = None,
         batch_size: int = 500,
+        seed: int = 0,
     ) -> None:
         if int(n_images) < 1:
             raise ConfigError(f"metrics.n_images={n_images} is invalid: it must be >= 1")
@@ -151,7 +156,11 @@ class SnapshotMetrics:
             raise ConfigError(f"metrics.every_k={every_k} is invalid: it must be >= 1")
         self.n_images, self.every_k = int(n_images), int(every_k)
         self.loss_sensitivity = bool(loss_sensitivity)
-        self.empirical = dict(empirical_robustness) if empirical_robustness else None
+        self.empirical = (
+            {str(k): v for k, v in dict(empirical_robustness).items()}
+            if empirical_robustness
+            else None
+        )
         if self.empirical is not None:
             try:
                 parse_norm(self.empirical.get("norm", "inf"))
@@ -164,11 +173,27 @@ class SnapshotMetrics:
                     "need 0 < eps_step <= eps_max"
                 )
         self.batch_size = int(batch_size)
+        self.clever = None
+        self.clever_images = 0
+        self.last_clever_scores: torch.Tensor | None = None
+        if clever:
+            from advfit.metrics.clever import Clever
+
+            settings = {str(k): v for k, v in dict(clever).items()}
+            self.clever_images = int(settings.pop("n_images", 10))
+            if not 1 <= self.clever_images <= self.n_images:
+                raise ConfigError(
+                    f"metrics.clever.n_images={self.clever_images} is invalid: "
+                    f"accepted are 1..metrics.n_images ({self.n_images})"
+                )
+            self.clever = Clever(**settings, seed=int(seed))
 
     @property
     def columns(self) -> list[str]:
-        return ["loss_sensitivity"] * self.loss_sensitivity + ["empirical_robustness"] * (
-            self.empirical is not None
+        return (
+            ["loss_sensitivity"] * self.loss_sensitivity
+            + ["empirical_robustness"] * (self.empirical is not None)
+            + ["clever"] * (self.clever is not None)
         )
 
     def check_size(self, n_test: int) -> None:
@@ -197,4 +222,9 @@ class SnapshotMetrics:
                 net, x, batch_size=self.batch_size, **self.empirical
             )
             seconds["empirical_robustness"] = time.perf_counter() - started
+        if self.clever is not None:
+            started = time.perf_counter()
+            self.last_clever_scores = self.clever(net, x[: self.clever_images])
+            values["clever"] = self.last_clever_scores.mean().item()
+            seconds["clever"] = time.perf_counter() - started
         return values, seconds

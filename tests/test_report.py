@@ -169,6 +169,7 @@ def test_report_end_to_end_writes_figures_tables_and_verdict(sweep):
     assert "| 700.00 ± 10.00 | 9.11 ± 0.95 | 0.30 ± 0.00 |" in table
     assert "\\begin{tabular}" in (out / "distances.tex").read_text()
     assert "data:image/png;base64," in (out / "report.html").read_text()
+    assert "## Configs" in text and "lr: 0.001" in text
 
 
 def test_figure_panels_and_error_bars(sweep):

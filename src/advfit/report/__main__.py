@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from omegaconf import OmegaConf
 
 from advfit.report.collect import ReportError, aggregate, collect, pooled_distances
 from advfit.report.figures import FIGURES, draw
@@ -127,7 +128,15 @@ def build(paths: list[Path], out: Path, only: set[str] | None, thresholds: Thres
             ]
         ).to_markdown(index=False),
         "",
+        "## Configs",
+        "",
+        "The resolved config of the first run of each group (its folds differ in `fold` only).",
+        "",
     ]
+    for key, runs in groups.items():
+        config = OmegaConf.to_yaml(OmegaConf.create(runs[0].config)).rstrip()
+        title = f"### {panel_title(key, sweep.group_keys)}, {key[1]}"
+        lines += [title, "", "```yaml", config, "```", ""]
     report.write_text("\n".join(lines))
     write_html(out, lines, figures)
     return report
@@ -135,9 +144,18 @@ def build(paths: list[Path], out: Path, only: set[str] | None, thresholds: Thres
 
 def write_html(out: Path, lines: list[str], figures: list[int]) -> None:
     """A self-contained page: the report's text, and every figure embedded as PNG."""
-    body = []
+    body, code = [], None
     for line in lines:
-        if line.startswith("!["):
+        if line.startswith("```"):
+            if code is None:
+                code = []
+            else:
+                body.append(f"<pre>{html.escape(chr(10).join(code))}</pre>")
+                code = None
+            continue
+        if code is not None:
+            code.append(line)
+        elif line.startswith("!["):
             number = int(line.split("fig")[1].split(".")[0])
             data = base64.b64encode((out / f"fig{number}.png").read_bytes()).decode()
             body.append(f'<img alt="Figure {number}" src="data:image/png;base64,{data}">')

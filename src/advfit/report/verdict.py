@@ -52,13 +52,13 @@ def verdict(regime: str, runs: list[Run], t: Thresholds) -> pd.DataFrame:
         if regime == "normal":
             if not rhos:
                 holds = None
-                claim = f"undetermined: fewer than 3 varying epochs from epoch {t.first_epoch} on"
+                claim = f"fewer than 3 varying epochs from epoch {t.first_epoch} on"
             else:
                 holds = bool(rho >= t.min_rho)
                 claim = f"ASR rises with test accuracy (rho {rho:+.2f} {'>=' if holds else '<'} {t.min_rho})"
         elif all(int(r.summary["best_epoch"]) == int(r.epochs["epoch"].max()) for r in runs):
             holds = None
-            claim = "undetermined: the best epoch is the last in every fold, so nothing follows it"
+            claim = "the best epoch is the last in every fold, so nothing follows it"
         else:
             holds = bool(rise <= t.max_asr_rise and drop >= t.min_val_drop)
             claim = (

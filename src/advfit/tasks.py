@@ -144,7 +144,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     try:
         trainer = build_trainer(cfg, loggers)
         for logger in loggers:
-            logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+            logger.log_hyperparams(resolved)
         resume = usable_checkpoint(run.last_checkpoint)
         if resume:
             log.info("resuming %s from %s", run.root, resume)

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+from advfit.data import FashionMNISTDataModule, to_unit_range
 from advfit.models import LeNet
 from advfit.rundir import RunDir
 from advfit.tasks import train
@@ -62,9 +63,14 @@ def test_train_end_to_end_learns_and_writes_the_contract(tmp_path, fmnist_dir):
     assert epochs["train_loss"].iloc[-1] < epochs["train_loss"].iloc[0]
 
     assert sorted(run.snapshots()) == [1, 2, 3] and run.last_checkpoint.is_file()
-    # A snapshot is the plain network's weights and reproduces the logged accuracy's regime.
-    net = LeNet((1, 28, 28), 10)
+    # A snapshot is the plain network's weights: reloaded, it gives the logged test accuracy.
+    net = LeNet((1, 28, 28), 10).eval()
     net.load_state_dict(torch.load(run.snapshot(3), weights_only=True))
+    test = FashionMNISTDataModule(data_dir=str(fmnist_dir), download=False, test_subset=1000)
+    test.setup()
+    with torch.no_grad():
+        accuracy = (net(to_unit_range(test.x_test)).argmax(1) == test.y_test).float().mean().item()
+    assert epochs.loc[epochs["epoch"] == 3, "test_acc"].item() == pytest.approx(accuracy, abs=1e-6)
 
     summary = json.loads(run.summary_json.read_text())
     assert summary["best_epoch"] == int(epochs.loc[epochs["val_acc"].idxmax(), "epoch"])

@@ -9,7 +9,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from advfit.config import run_dir_name, validate_train_config
+from advfit.config import run_dir_name
 from advfit.errors import ConfigError, RunError
 from advfit.rundir import RunDir, atomic_write_text
 
@@ -101,8 +101,3 @@ def job_run_dir(job_cfg: DictConfig) -> Path:
     """The run directory a sweep job will write, as Hydra will name it."""
     sweep = job_cfg.hydra.sweep
     return Path(str(sweep.dir)) / run_dir_name(job_cfg.run_name, job_cfg.hydra.job.override_dirname)
-
-
-def check_job(job_cfg: DictConfig) -> None:
-    """Everything that can be checked about a sweep job before it starts."""
-    validate_train_config(job_cfg)

@@ -186,11 +186,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     n_images = cfg.replay.n_images if cfg.replay.n_images is not None else run_cfg.replay.n_images
     attacks = dict(instantiate(attacks_cfg))
     datamodule, model = build(run_cfg)
-    device = torch.device(
-        "cuda"
-        if cfg.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if cfg.device == "auto" else cfg.device)
-    )
+    device = cfg.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device)
     datamodule.to(device)
     was_done = run.is_done()
     run.unmark_done()

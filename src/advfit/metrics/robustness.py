@@ -7,6 +7,7 @@ the values do not depend on the batch size.
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 import torch.nn.functional as F
@@ -208,8 +209,6 @@ class SnapshotMetrics:
     def __call__(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[dict, dict]:
         """Scores of ``net`` on the first ``n_images`` of ``x`` (pixels in [0, 1]), and the
         seconds each took."""
-        import time
-
         x, y = x[: self.n_images], y[: self.n_images]
         values, seconds = {}, {}
         if self.loss_sensitivity:

@@ -13,7 +13,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from advfit.rundir import RunDir
-from advfit.sweep import _NEUTRAL_PREFIXES, config_differences, flatten
+from advfit.sweep import _NEUTRAL_PREFIXES, flatten
 
 log = logging.getLogger(__name__)
 
@@ -124,21 +124,6 @@ def _follows_identity(key: str, runs: list[Run]) -> bool:
 def group_of(run: Run, keys: list[str]) -> tuple:
     flat = flatten(run.config)
     return (run.summary["dataset"], run.summary["regime"], *(flat.get(k) for k in keys))
-
-
-def check_compatible(runs: list[Run]) -> None:
-    """Runs of one group must differ in their fold only; otherwise name the keys."""
-    base = runs[0]
-    for other in runs[1:]:
-        diffs = [
-            d
-            for d in config_differences(base.config, other.config)
-            if not d.split(":")[0].startswith(_PER_RUN)
-        ]
-        if diffs:
-            raise ReportError(
-                f"{base.root} and {other.root} are in one group but differ in: " + "; ".join(diffs)
-            )
 
 
 def aggregate(runs: list[Run]) -> pd.DataFrame:

@@ -21,9 +21,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf, open_dict
 
-from advfit.config import register_resolvers
+from advfit.config import register_resolvers, validate_train_config
 from advfit.errors import user_error
-from advfit.sweep import check_job, check_run_dir_matches, expand_ranges, job_run_dir
+from advfit.sweep import check_run_dir_matches, expand_ranges, job_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class AdvfitSweeper(BasicSweeper):
         try:
             for overrides in batch:
                 job_cfg = loader.load_sweep_config(self.config, list(overrides))
-                check_job(job_cfg)
+                validate_train_config(job_cfg)
                 run_dir = job_run_dir(job_cfg)
                 with open_dict(job_cfg):
                     job_cfg.hydra.runtime.output_dir = str(run_dir)

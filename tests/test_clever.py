@@ -46,7 +46,7 @@ def test_random_ball_stays_inside_and_fills_it():
     ):
         points = random_ball(4000, 20, 3.0, norm, g)
         radii = measure(points)
-        assert radii.max() <= 3.0 + 1e-9
+        assert radii.max() <= 3.0 * (1 + 1e-6)
         # Uniform in a 20-dimensional ball: P(r < 0.9 R) = 0.9^20 ~ 0.12.
         if norm != math.inf:
             assert (radii < 2.7).float().mean().item() == pytest.approx(0.9**20, abs=0.03)

@@ -9,54 +9,69 @@ score_j = min((f_c - f_j)(x0) / L, R); CLEVER = min over j.
 
 What differs from ART, for speed and repeatability, not for the value: one pool of
 ``pool_factor * batch_size`` points per image serves every class j (ART draws a new pool per
-class); the gradients of all classes come from one forward pass and one backward pass per
-class over the pools of many images at once; draws come from a seeded ``torch.Generator``.
+class); the gradient of f_c - f_j for every point comes from one backward pass per j over the
+pools of many images at once (channels-last, where CPU convolutions differentiate fastest);
+draws come from a seeded ``torch.Generator``; all the Weibull fits of a call run together in
+:func:`advfit.metrics.weibull.fit_weibull_min`, which returns what ART's scipy call returns.
+
+The Weibull fit runs away on some samples (the shape grows without bound, the location to
+-inf: the likelihood has no maximum), so ART's score for that class is close to 0. That is
+ART's value and the default here; ``runaway="max_sample"`` takes the largest observed maximum
+as the Lipschitz estimate instead (the CLEVER authors' fallback for fits that fail). The
+number of such fits per image is kept either way.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
-import numpy as np
 import torch
-from scipy.optimize import fmin
-from scipy.stats import weibull_min
 from torch import nn
 
 from advfit.attacks import frozen
 from advfit.errors import ConfigError
 from advfit.metrics.robustness import parse_norm
+from advfit.metrics.weibull import fit_weibull_min
 
 #: the dual norm q of p (1/p + 1/q = 1) in which gradients are measured
 DUAL = {1.0: math.inf, 2.0: 2.0, math.inf: 1.0}
 
 
 def random_ball(
-    n: int, dims: int, radius: float, norm: float, generator: torch.Generator
+    n: int,
+    dims: int,
+    radius: float,
+    norm: float,
+    generator: torch.Generator,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """``n`` points drawn uniformly in the L_p ball of ``radius`` in ``dims`` dimensions
-    (ART's ``random_sphere``)."""
+    (ART's ``random_sphere``). Each point's radius is computed in float64 whatever ``dtype``:
+    points meant for a float32 network need no float64 draws."""
     if norm == math.inf:
-        return (torch.rand(n, dims, generator=generator, dtype=torch.float64) * 2 - 1) * radius
+        return (torch.rand(n, dims, generator=generator, dtype=dtype) * 2 - 1) * radius
     if norm == 2:
-        a = torch.randn(n, dims, generator=generator, dtype=torch.float64)
-        s2 = a.pow(2).sum(1)
+        a = torch.randn(n, dims, generator=generator, dtype=dtype)
+        s2 = a.double().pow(2).sum(1)
         base = torch.special.gammainc(torch.tensor(dims / 2.0, dtype=torch.float64), s2 / 2.0)
-        return a * (base.pow(1.0 / dims) * radius / s2.sqrt()).unsqueeze(1)
+        return a * (base.pow(1.0 / dims) * radius / s2.sqrt()).unsqueeze(1).to(dtype)
     u = torch.rand(n, dims, generator=generator, dtype=torch.float64).sort(dim=1).values
     spacing = u - torch.cat([torch.zeros(n, 1, dtype=torch.float64), u[:, :-1]], dim=1)
     signs = torch.randint(0, 2, (n, dims), generator=generator, dtype=torch.float64) * 2 - 1
-    return radius * spacing * signs
+    return (radius * spacing * signs).to(dtype)
 
 
-def reverse_weibull_location(maxima: np.ndarray, c_init: float) -> float:
-    """Location of a reverse Weibull fitted to gradient-norm maxima (ART's fit: scipy's
-    ``weibull_min.fit`` of the negated maxima, Nelder-Mead). Identical maxima (a locally
-    linear model) are their own location; the fit is degenerate there."""
-    if np.ptp(maxima) <= 1e-9 * max(float(np.max(maxima)), 1e-12):
-        return -float(np.max(maxima))
-    _, loc, _ = weibull_min.fit(-maxima, c_init, optimizer=fmin)
-    return float(loc)
+@dataclass(frozen=True)
+class CleverResult:
+    """Scores of a batch of images (float64, on the CPU)."""
+
+    #: CLEVER untargeted per image: the minimum over classes of ``per_class``
+    scores: torch.Tensor
+    #: targeted score per (image, class); NaN at the image's predicted class
+    per_class: torch.Tensor
+    #: per image, the classes whose Weibull fit ran away (see the module's docstring)
+    runaway: torch.Tensor
 
 
 class Clever:
@@ -71,8 +86,11 @@ class Clever:
         c_init: initial shape of the Weibull fit.
         outputs: ``logits`` (as the CLEVER authors' code) or ``probabilities`` (softmax; what ART
             computes for a Keras softmax model such as the paper's).
+        runaway: ``keep`` (ART's value) or ``max_sample``: what a Weibull fit that ran away
+            (see the module's docstring) contributes as the Lipschitz estimate.
         seed: seeds the generator of points and draws.
-        images_per_pass: images whose pools go through the network together.
+        images_per_pass: images whose pools go through the network together (one pool of
+            500 points per pass was fastest on a 2-core CPU: larger passes leave the cache).
     """
 
     def __init__(
@@ -85,7 +103,8 @@ class Clever:
         c_init: float = 1.0,
         outputs: str = "logits",
         seed: int = 0,
-        images_per_pass: int = 8,
+        images_per_pass: int = 1,
+        runaway: str = "keep",
     ) -> None:
         for key, value in (
             ("nb_batches", nb_batches),
@@ -101,6 +120,10 @@ class Clever:
             raise ConfigError(
                 f"clever.outputs={outputs!r} is invalid: accepted are logits, probabilities"
             )
+        if runaway not in ("keep", "max_sample"):
+            raise ConfigError(
+                f"clever.runaway={runaway!r} is invalid: accepted are keep, max_sample"
+            )
         try:
             self.norm = parse_norm(norm)
         except ConfigError as err:
@@ -109,68 +132,93 @@ class Clever:
         self.radius, self.pool_factor, self.c_init = float(radius), int(pool_factor), float(c_init)
         self.outputs, self.seed = outputs, int(seed)
         self.images_per_pass = int(images_per_pass)
+        self.runaway = runaway
 
     def _outputs(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         out = net(x)
         return out.softmax(dim=1) if self.outputs == "probabilities" else out
 
-    def _gradient_norms(
-        self, net: nn.Module, points: torch.Tensor, pred: torch.Tensor
+    def _difference_norms(
+        self, net: nn.Module, points: torch.Tensor, pred: torch.Tensor, classes: int
     ) -> torch.Tensor:
-        """For each point: ||grad f_c - grad f_j||_q for every class j (c: its image's class)."""
-        points = points.detach().requires_grad_(True)
+        """For each point and k < classes - 1: ||grad (f_c - f_j)||_q, where c is the point's
+        class (``pred``) and j its k-th other class in increasing order (ART's order)."""
+        rows = torch.arange(len(points), device=points.device)
+        # k-th other class: k itself below c, k + 1 from c on.
+        others = torch.arange(classes - 1, device=points.device)
+        others = others + (others[None, :] >= pred[:, None])
+        points = points.detach().contiguous(memory_format=torch.channels_last)
+        points.requires_grad_(True)
+        dims = tuple(range(1, points.dim()))
+        norms = []
         with torch.enable_grad():
             out = self._outputs(net, points)
-            grads = []
-            for k in range(out.shape[1]):
-                (g,) = torch.autograd.grad(
-                    out[:, k].sum(), points, retain_graph=k < out.shape[1] - 1
-                )
-                grads.append(g.flatten(1))
-        grads = torch.stack(grads, dim=1)  # points, classes, dims
-        if not torch.isfinite(grads).all():
+            own = torch.zeros_like(out)
+            own[rows, pred] = 1.0
+            for k in range(classes - 1):
+                cotangent = own.clone()
+                cotangent[rows, others[:, k]] = -1.0
+                (g,) = torch.autograd.grad(out, points, cotangent, retain_graph=k < classes - 2)
+                # The norm over all of an image's values, in whatever memory order they lie.
+                norms.append(torch.linalg.vector_norm(g, ord=DUAL[self.norm], dim=dims))
+        norms = torch.stack(norms, dim=1)  # points, other classes
+        if not torch.isfinite(norms).all():
             raise ValueError("the model yields NaN or infinite gradients; CLEVER is undefined")
-        own = grads[torch.arange(len(points)), pred]
-        return (own.unsqueeze(1) - grads).norm(p=DUAL[self.norm], dim=2)
+        return norms
 
-    def __call__(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """CLEVER score of each image in ``x`` (pixels in [0, 1]); a float64 tensor on the CPU."""
+    def evaluate(self, net: nn.Module, x: torch.Tensor) -> CleverResult:
+        """CLEVER of each image in ``x`` (pixels in [0, 1]), with its per-class scores."""
         generator = torch.Generator().manual_seed(self.seed)
         pool = self.pool_factor * self.batch_size
         dims = x[0].numel()
-        scores = []
+        maxima, gaps, preds = [], [], []
         with frozen(net):
             for start in range(0, len(x), self.images_per_pass):
                 xs = x[start : start + self.images_per_pass]
                 with torch.no_grad():
                     values = self._outputs(net, xs)
+                classes = values.shape[1]
+                if classes < 2:
+                    raise ValueError(f"CLEVER needs at least 2 classes, the model has {classes}")
                 pred = values.argmax(1)
-                offsets = random_ball(len(xs) * pool, dims, self.radius, self.norm, generator)
-                points = xs.repeat_interleave(pool, 0).double() + offsets.view(
-                    -1, *xs.shape[1:]
+                offsets = random_ball(
+                    len(xs) * pool, dims, self.radius, self.norm, generator, xs.dtype
                 ).to(xs.device)
-                points = points.clamp(0.0, 1.0).to(xs.dtype)
-                norms = self._gradient_norms(net, points, pred.repeat_interleave(pool)).view(
-                    len(xs), pool, -1
+                points = (xs.repeat_interleave(pool, 0) + offsets.view(-1, *xs.shape[1:])).clamp(
+                    0.0, 1.0
                 )
+                norms = self._difference_norms(
+                    net, points, pred.repeat_interleave(pool), classes
+                ).view(len(xs), pool, classes - 1)
                 draws = torch.randint(
                     0, pool, (len(xs), self.nb_batches, self.batch_size), generator=generator
                 )
                 picked = torch.gather(
                     norms.cpu().double(),
                     1,
-                    draws.view(len(xs), -1, 1).expand(-1, -1, norms.shape[2]),
-                ).view(len(xs), self.nb_batches, self.batch_size, -1)
-                maxima = picked.amax(dim=2).numpy()  # images, nb_batches, classes
-                gaps = (values.gather(1, pred[:, None]) - values).cpu().double().numpy()
-                for i in range(len(xs)):
-                    per_class = [
-                        min(
-                            -gaps[i, j] / reverse_weibull_location(maxima[i, :, j], self.c_init),
-                            self.radius,
-                        )
-                        for j in range(values.shape[1])
-                        if j != int(pred[i])
-                    ]
-                    scores.append(min(per_class))
-        return torch.tensor(scores, dtype=torch.float64)
+                    draws.view(len(xs), -1, 1).expand(-1, -1, classes - 1),
+                ).view(len(xs), self.nb_batches, self.batch_size, classes - 1)
+                maxima.append(picked.amax(dim=2).transpose(1, 2))  # images, others, batches
+                gap = (values.gather(1, pred[:, None]) - values).cpu().double()
+                keep = torch.ones_like(gap, dtype=torch.bool)
+                keep[torch.arange(len(xs)), pred.cpu()] = False
+                gaps.append(gap[keep].view(len(xs), classes - 1))
+                preds.append(pred.cpu())
+        maxima, gaps, pred = torch.cat(maxima), torch.cat(gaps), torch.cat(preds)
+        n, others = gaps.shape
+        fit = fit_weibull_min(-maxima.reshape(n * others, -1).numpy(), self.c_init)
+        loc = torch.from_numpy(fit.loc).view(n, others)
+        runaway = torch.from_numpy(fit.runaway).view(n, others)
+        if self.runaway == "max_sample":
+            loc = torch.where(runaway, -maxima.amax(dim=2), loc)
+        # ART's score: min(-(f_c - f_j)(x0) / loc, R).
+        targeted = torch.clamp(-gaps / loc, max=self.radius)
+        per_class = torch.full((n, others + 1), math.nan, dtype=torch.float64)
+        keep = torch.ones_like(per_class, dtype=torch.bool)
+        keep[torch.arange(n), pred] = False
+        per_class[keep] = targeted.flatten()
+        return CleverResult(targeted.amin(dim=1), per_class, runaway.sum(dim=1))
+
+    def __call__(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """CLEVER score of each image in ``x`` (pixels in [0, 1]); a float64 tensor on the CPU."""
+        return self.evaluate(net, x).scores

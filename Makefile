@@ -71,6 +71,7 @@ bench: install ## Speed benchmarks (see BENCHMARKS.md for recorded results)
 	$(VENV)/bin/pip install -q -e '.[dev,bench]'
 	$(PY) -m benchmarks.training_loop
 	$(PY) -m benchmarks.attacks
+	$(PY) -m benchmarks.clever
 
 clean: ## Remove caches and the virtual environment (keeps multirun/ and data/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

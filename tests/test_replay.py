@@ -185,6 +185,7 @@ def test_robustness_scores_per_snapshot_match_a_direct_computation(trained, fmni
 
     per_image = pd.read_csv(run.root / "clever.csv")
     assert per_image.groupby("epoch").size().tolist() == [4, 4, 4]
+    assert per_image["runaway_fits"].between(0, 9).all()  # classes per image, pred excluded
     for epoch in (1, 3):
         scores = per_image[per_image["epoch"] == epoch]["clever"]
         assert epochs.loc[epoch, "clever"] == pytest.approx(scores.mean(), rel=1e-6)

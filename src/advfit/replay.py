@@ -243,10 +243,18 @@ class Replay:
                 if self.metrics.due(epoch, last):
                     values, seconds = self.metrics(self.net, self.x_scored, self.y_test)
                     row.update(values)
-                    if self.metrics.last_clever_scores is not None:
+                    clever = self.metrics.last_clever
+                    if clever is not None:
                         clever_rows.extend(
-                            {"epoch": epoch, "test_index": i, "clever": float(v)}
-                            for i, v in enumerate(self.metrics.last_clever_scores.tolist())
+                            {
+                                "epoch": epoch,
+                                "test_index": i,
+                                "clever": float(score),
+                                "runaway_fits": int(runaway),
+                            }
+                            for i, (score, runaway) in enumerate(
+                                zip(clever.scores.tolist(), clever.runaway.tolist(), strict=True)
+                            )
                         )
                     for key, value in seconds.items():
                         self.metric_seconds.setdefault(key, []).append(value)
@@ -254,7 +262,8 @@ class Replay:
                     row.update({column: float("nan") for column in self.metrics.columns})
             rows.append(row)
         if clever_rows:
-            # Per-image CLEVER scores (the epochs.csv column is their mean).
+            # Per-image CLEVER scores (the epochs.csv column is their mean), with the number
+            # of classes whose Weibull fit ran away.
             frame = pd.DataFrame(clever_rows)
             atomic_write_text(
                 self.run.root / "clever.csv", frame.to_csv(index=False, float_format="%.8g")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -15,6 +16,9 @@ from torch import nn
 
 from advfit.attacks import frozen
 from advfit.errors import ConfigError
+
+if TYPE_CHECKING:  # clever.py imports this module
+    from advfit.metrics.clever import CleverResult
 
 NORMS = {"inf": math.inf, "2": 2.0, "1": 1.0}
 
@@ -176,7 +180,7 @@ class SnapshotMetrics:
         self.batch_size = int(batch_size)
         self.clever = None
         self.clever_images = 0
-        self.last_clever_scores: torch.Tensor | None = None
+        self.last_clever: CleverResult | None = None
         if clever:
             from advfit.metrics.clever import Clever
 
@@ -223,7 +227,7 @@ class SnapshotMetrics:
             seconds["empirical_robustness"] = time.perf_counter() - started
         if self.clever is not None:
             started = time.perf_counter()
-            self.last_clever_scores = self.clever(net, x[: self.clever_images])
-            values["clever"] = self.last_clever_scores.mean().item()
+            self.last_clever = self.clever.evaluate(net, x[: self.clever_images])
+            values["clever"] = self.last_clever.scores.mean().item()
             seconds["clever"] = time.perf_counter() - started
         return values, seconds

@@ -81,13 +81,18 @@ def fit_weibull_min(data: np.ndarray, c_init: float = 1.0) -> WeibullFit:
     """``scipy.stats.weibull_min.fit(row, c_init, optimizer=scipy.optimize.fmin)`` per row.
 
     Args:
-        data: samples, shape ``(rows, n)``, one sample per row (``n >= 2``).
+        data: samples, shape ``(rows, n)``, one sample per row (``n >= 2``); float32 or float64.
         c_init: the initial shape, as scipy's positional guess.
 
     Returns:
         the fitted ``c``, ``loc``, ``scale`` (each ``(rows,)``) and evaluations per row.
     """
-    data = np.ascontiguousarray(data, dtype=np.float64)
+    data = np.ascontiguousarray(data)
+    if data.dtype not in (np.float32, np.float64):
+        data = data.astype(np.float64)
+    # float32 samples stay float32, as scipy keeps them: its starting mean and variance are
+    # then float32 sums, and the fit from that start is scipy's (and ART's, whose gradient
+    # norms are float32).
     if data.ndim != 2 or data.shape[1] < 2:
         raise ValueError(f"data must have shape (rows, n >= 2), got {data.shape}")
     if not np.isfinite(data).all():

@@ -206,24 +206,22 @@ class Clever:
                     draws.view(len(xs), -1, 1).expand(-1, -1, classes - 1),
                 ).view(len(xs), self.nb_batches, self.batch_size, classes - 1)
                 maxima.append(picked.amax(dim=2).transpose(1, 2))  # images, others, batches
-                gap = (values.gather(1, pred[:, None]) - values).cpu().double()
-                keep = torch.ones_like(gap, dtype=torch.bool)
-                keep[torch.arange(len(xs)), pred.cpu()] = False
-                gaps.append(gap[keep].view(len(xs), classes - 1))
+                gaps.append((values.gather(1, pred[:, None]) - values).cpu().double())
                 preds.append(pred.cpu())
         maxima, gaps, pred = torch.cat(maxima), torch.cat(gaps), torch.cat(preds)
-        n, others = gaps.shape
+        n, others = maxima.shape[:2]
+        # Each image's other classes, in increasing order: the order of ``maxima``.
+        other = torch.ones_like(gaps, dtype=torch.bool)
+        other[torch.arange(n), pred] = False
         fit = fit_weibull_min(-maxima.reshape(n * others, -1).numpy(), self.c_init)
         loc = torch.from_numpy(fit.loc).view(n, others)
         runaway = torch.from_numpy(fit.runaway).view(n, others)
         if self.runaway == "max_sample":
             loc = torch.where(runaway, -maxima.amax(dim=2), loc)
         # ART's score: min(-(f_c - f_j)(x0) / loc, R).
-        targeted = torch.clamp(-gaps / loc, max=self.radius)
-        per_class = torch.full((n, others + 1), math.nan, dtype=torch.float64)
-        keep = torch.ones_like(per_class, dtype=torch.bool)
-        keep[torch.arange(n), pred] = False
-        per_class[keep] = targeted.flatten()
+        targeted = torch.clamp(-gaps[other].view(n, others) / loc, max=self.radius)
+        per_class = torch.full_like(gaps, math.nan)
+        per_class[other] = targeted.flatten()
         return CleverResult(targeted.amin(dim=1), per_class, runaway.sum(dim=1))
 
     def __call__(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:

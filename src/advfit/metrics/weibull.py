@@ -43,8 +43,6 @@ class WeibullFit:
     c: np.ndarray
     loc: np.ndarray
     scale: np.ndarray
-    #: evaluations of the likelihood per row (scipy's ``fcalls``)
-    nfev: np.ndarray
 
     @property
     def runaway(self) -> np.ndarray:
@@ -85,7 +83,7 @@ def fit_weibull_min(data: np.ndarray, c_init: float = 1.0) -> WeibullFit:
         c_init: the initial shape, as scipy's positional guess.
 
     Returns:
-        the fitted ``c``, ``loc``, ``scale`` (each ``(rows,)``) and evaluations per row.
+        the fitted ``c``, ``loc``, ``scale``, each of shape ``(rows,)``.
     """
     data = np.ascontiguousarray(data)
     if data.dtype not in (np.float32, np.float64):
@@ -182,4 +180,4 @@ def fit_weibull_min(data: np.ndarray, c_init: float = 1.0) -> WeibullFit:
         fsim[live] = np.take_along_axis(f, order, axis=1)
 
     best = sim[:, 0]
-    return WeibullFit(c=best[:, 0], loc=best[:, 1], scale=best[:, 2], nfev=fcalls)
+    return WeibullFit(c=best[:, 0], loc=best[:, 1], scale=best[:, 2])

@@ -4,10 +4,12 @@ python train.py                                   # Fashion-MNIST, normal regime
 python train.py -m regime=normal,overfit fold=0-4
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from advfit.cli import reports_user_errors
+from advfit.cli import normalize_argv, reports_user_errors
 from advfit.tasks import train
 
 
@@ -18,4 +20,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv = normalize_argv(sys.argv)
     main()

@@ -161,7 +161,7 @@ def replay_overhead(repeats: int) -> None:
                     predict(net, adv.x_adv, 1000)
 
         times = interleaved(
-            {"replay": lambda: replay.replay(snapshots, sets), "pure forward": pure}, repeats
+            {"replay": lambda: replay.snapshot_pass(snapshots, sets), "pure forward": pure}, repeats
         )
         r = ratios(times, "replay", "pure forward")
         print(

@@ -24,8 +24,8 @@ def write_run(
     lr: float = 0.001,
 ) -> RunDir:
     run = RunDir(root / f"{dataset}-{regime}-fold{fold}-seed0")
-    run.resolved_config.parent.mkdir(parents=True)
-    run.resolved_config.write_text(
+    run.config.parent.mkdir(parents=True)
+    run.config.write_text(
         f"data:\n  name: {dataset}\nregime:\n  name: {regime}\n  lr: {lr}\nfold: {fold}\nseed: 0\n"
     )
     run.write_epochs(epochs)

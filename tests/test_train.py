@@ -170,6 +170,7 @@ def test_same_seed_same_numbers(tmp_path, fmnist_dir):
         (["data=imagenet"], "Could not find 'data/imagenet'"),
         (["regime=fast"], "Could not find 'regime/fast'"),
         (["model=resnet"], "Could not find 'model/resnet'"),
+        (["model.net.activation=gelu"], "model.net.activation='gelu' is invalid: accepted are"),
         (
             ["data=custom", "data.path=/nonexistent/set.npz"],
             "data.path=/nonexistent/set.npz was not found",
@@ -181,3 +182,15 @@ def test_bad_input_stops_before_training(tmp_path, args, message):
     assert result.returncode != 0
     assert message in result.stdout + result.stderr
     assert not list(tmp_path.rglob("DONE")) and not list(tmp_path.rglob("epoch_*.pt"))
+
+
+def test_a_bad_wandb_mode_is_a_config_error(tmp_path):
+    result = run_cli(
+        "train.py", f"paths.root_dir={tmp_path}", "logger.wandb.mode=bogus", cwd=tmp_path
+    )
+    assert result.returncode == 2
+    assert "logger.wandb.mode='bogus' is invalid: accepted are auto, online, offline, disabled" in (
+        result.stdout + result.stderr
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not list(tmp_path.rglob("epoch_*.pt"))

@@ -1,4 +1,5 @@
-"""What the entry points share: resolvers, and user errors reported without a traceback."""
+"""What the entry points share: resolvers, argument spellings, and user errors reported
+without a traceback."""
 
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ from advfit.config import register_resolvers
 from advfit.errors import user_error
 
 log = logging.getLogger("advfit")
+
+# Spellings the command line accepts for a config group that Hydra itself would refuse:
+# ``metrics=null`` (no metrics) is the group option ``metrics=none``.
+_GROUP_NULLS = {"metrics=null": "metrics=none"}
+
+
+def normalize_argv(argv: list[str]) -> list[str]:
+    """The command line with the spellings above rewritten for Hydra."""
+    return [argv[0], *(_GROUP_NULLS.get(a, a) for a in argv[1:])]
 
 
 def reports_user_errors(task: Callable[..., Any]) -> Callable[..., Any]:

@@ -2,33 +2,55 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
 from advfit.errors import ConfigError
 
-# Overrides that do not change a run's results, so they do not rename its directory.
-_NAME_NEUTRAL = re.compile(
-    r"^((data|regime|fold|seed|experiment|debug|logger|callbacks|local|task_name|run_name)"
-    r"|(paths|hydra)([./].*)?"
-    r"|trainer\.(accelerator|devices|enable_progress_bar)"
-    r"|data\.(data_dir|download|eval_batch_size))$"
+#: Keys that never change a run's results: where things go, how they are shown, how many
+#: threads compute them. The one list behind run naming, the check that a run directory
+#: holds the same run, and the report's grouping. A key matches an entry equal to it or
+#: nested under it.
+RESULT_NEUTRAL = (
+    "paths",
+    "hydra",
+    "logger",
+    "callbacks",
+    "task_name",
+    "run_name",
+    "cpu_threads",
+    "trainer.accelerator",
+    "trainer.devices",
+    "trainer.enable_progress_bar",
+    "trainer.default_root_dir",
+    "data.data_dir",
+    "data.download",
+    "data.eval_batch_size",
 )
+#: Keys that differ between the folds of one configuration.
+PER_FOLD = ("fold", "data.fold")
+#: Overrides already in the run's name (``run_name``) or in its sweep's (``task_name``).
+_NAMED_ELSEWHERE = ("data", "regime", "fold", "seed", "experiment", "debug", "local")
+
+
+def is_result_neutral(key: str) -> bool:
+    """True when the dotted config ``key`` cannot change a run's results."""
+    return any(key == k or key.startswith(k + ".") for k in RESULT_NEUTRAL)
 
 
 def run_dir_name(run_name: str, override_dirname: str = "") -> str:
     """``run_name`` plus every override that changes results, e.g. ``..._regime.lr=0.001``.
 
     ``override_dirname`` is Hydra's ``key=value`` list joined by ``|`` (see conf/hydra);
-    keys that only select the run's identity or where things go are left out.
+    overrides of the run's identity (already in ``run_name``) or of result-neutral keys are
+    left out.
     """
     extra = []
     for item in filter(None, str(override_dirname or "").split("|")):
         key, _, value = item.partition("=")
         key = key.lstrip("+~")
-        if _NAME_NEUTRAL.match(key):
+        if key in _NAMED_ELSEWHERE or is_result_neutral(key.replace("/", ".")):
             continue
         extra.append(f"{key}={value}".replace("/", "-").replace(" ", ""))
     return "_".join([run_name, *extra])

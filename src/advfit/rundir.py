@@ -1,4 +1,4 @@
-"""The run-directory contract (see DESIGN.md): where each artifact of a run lives.
+"""The run-directory contract (README, "The run directory"): where each artifact of a run lives.
 
 Every results file is written atomically (a temporary file in the same directory, then a
 rename), so a run killed at any moment leaves either the old file or the new one, never a
@@ -17,8 +17,29 @@ from typing import Any
 
 import pandas as pd
 import torch
+from omegaconf import OmegaConf
 
 TRAIN_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
+DISTANCE_COLUMNS = [
+    "attack",
+    "n",
+    "n_fooled",
+    "l0_mean",
+    "l0_std",
+    "l2_mean",
+    "l2_std",
+    "linf_mean",
+    "linf_std",
+    "l0_elements_mean",
+    "l0_elements_std",
+]
+CSV_FLOATS = "%.8g"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: Path, write: Callable[[io.IOBase], None], binary: bool = False) -> None:
@@ -27,6 +48,8 @@ def atomic_write(path: Path, write: Callable[[io.IOBase], None], binary: bool = 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp creates the file 0600; results are shared like any file the user writes.
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "wb" if binary else "w") as handle:
             write(handle)
             handle.flush()
@@ -54,12 +77,9 @@ class RunDir:
     # -- paths --------------------------------------------------------------------------
     @property
     def config(self) -> Path:
+        """The resolved config the run started with: the one copy everything reads (Hydra's
+        own files of each launch go to ``.hydra/launch/``)."""
         return self.root / ".hydra" / "config.yaml"
-
-    @property
-    def resolved_config(self) -> Path:
-        """advfit's own copy of the resolved config the run started with."""
-        return self.root / ".hydra" / "resolved.yaml"
 
     @property
     def checkpoints(self) -> Path:
@@ -106,6 +126,10 @@ class RunDir:
     def attack_set(self, attack: str) -> Path:
         return self.adversarial / f"{attack}.pt"
 
+    def per_image_csv(self, metric: str) -> Path:
+        """Per-image scores of a metric that keeps them (``clever.csv``)."""
+        return self.root / f"{metric}.csv"
+
     # -- state --------------------------------------------------------------------------
     def is_done(self) -> bool:
         return self.done.is_file()
@@ -123,7 +147,22 @@ class RunDir:
 
     def write_epochs(self, frame: pd.DataFrame) -> None:
         frame = frame.sort_values("epoch").reset_index(drop=True)
-        atomic_write_text(self.epochs_csv, frame.to_csv(index=False, float_format="%.8g"))
+        atomic_write_text(self.epochs_csv, frame.to_csv(index=False, float_format=CSV_FLOATS))
+
+    def write_distances(self, frame: pd.DataFrame) -> None:
+        atomic_write_text(self.distances_csv, frame.to_csv(index=False, float_format=CSV_FLOATS))
+
+    def write_per_image(self, metric: str, frame: pd.DataFrame) -> None:
+        atomic_write_text(
+            self.per_image_csv(metric), frame.to_csv(index=False, float_format=CSV_FLOATS)
+        )
+
+    def write_config(self, resolved: dict[str, Any]) -> None:
+        atomic_write_text(self.config, OmegaConf.to_yaml(OmegaConf.create(resolved)))
+
+    def read_config(self) -> dict[str, Any]:
+        """The run's resolved config as plain containers."""
+        return OmegaConf.to_container(OmegaConf.load(self.config), resolve=False)
 
     def read_summary(self) -> dict[str, Any]:
         if not self.summary_json.is_file():

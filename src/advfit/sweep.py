@@ -7,31 +7,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from advfit.config import run_dir_name
+from advfit.config import is_result_neutral, run_dir_name
 from advfit.errors import ConfigError, RunError
-from advfit.rundir import RunDir, atomic_write_text
+from advfit.rundir import RunDir
 
 _RANGE = re.compile(r"^(?P<key>[+~]*[\w.\-/@]+)=(?P<start>\d+)-(?P<stop>\d+)$")
-
-# Keys that may differ between a run directory's saved config and a new launch of the same
-# run without making their results differ (where things go, how they are shown).
-_NEUTRAL_PREFIXES = (
-    "paths.",
-    "hydra.",
-    "logger.",
-    "trainer.enable_progress_bar",
-    "trainer.default_root_dir",
-    "data.data_dir",
-    "data.download",
-    "callbacks.snapshots.run_dir",
-    "callbacks.replay.run_dir",
-    "callbacks.last_checkpoint.dirpath",
-    "callbacks.progress",
-    "task_name",
-    "cpu_threads",
-)
 
 
 def expand_range(argument: str) -> str:
@@ -71,25 +53,17 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     return [
         f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}"
         for k in keys
-        if not k.startswith(_NEUTRAL_PREFIXES) and old.get(k, "<absent>") != new.get(k, "<absent>")
+        if not is_result_neutral(k) and old.get(k, "<absent>") != new.get(k, "<absent>")
     ]
 
 
 def check_run_dir_matches(run_dir: Path, resolved: dict[str, Any]) -> None:
-    """Stop when ``run_dir`` holds a run of another config, rather than mixing results.
-
-    Compares with ``.hydra/resolved.yaml``, the copy advfit keeps of the config the run
-    started with (Hydra rewrites ``.hydra/config.yaml`` at every launch). On a mismatch,
-    ``config.yaml`` is put back to the run's own config before the error is raised.
-    """
+    """Stop when ``run_dir`` holds a run of another config, rather than mixing results."""
     run = RunDir(run_dir)
-    if not run.resolved_config.is_file():
+    if not run.config.is_file():
         return
-    saved = OmegaConf.to_container(OmegaConf.load(run.resolved_config), resolve=False)
-    differences = config_differences(saved, resolved)
+    differences = config_differences(run.read_config(), resolved)
     if differences:
-        if run.config.is_file():
-            atomic_write_text(run.config, run.resolved_config.read_text())
         raise RunError(
             f"{run_dir} holds a run of a different config; differing keys: "
             + "; ".join(differences)

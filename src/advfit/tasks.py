@@ -15,9 +15,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from advfit.checkpoints import AtomicCheckpointIO, usable_checkpoint
 from advfit.config import validate_train_config
-from advfit.errors import ConfigError, RunError
+from advfit.errors import RunError
+from advfit.loggers import finish_loggers, log_replay, open_wandb_run
 from advfit.replay import Replay
-from advfit.rundir import RunDir, atomic_write_text
+from advfit.rundir import RunDir
 from advfit.sweep import check_run_dir_matches
 
 log = logging.getLogger(__name__)
@@ -63,15 +64,6 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
         "max_epochs": int(cfg.trainer.max_epochs),
         "batch_size": int(cfg.data.batch_size),
     }
-
-
-def finish_loggers(loggers: list[Any]) -> None:
-    """Close W&B whatever happened, so one failed job does not poison the next in a sweep."""
-    for logger in loggers:
-        if isinstance(logger, pl.loggers.WandbLogger):
-            import wandb
-
-            wandb.finish()
 
 
 def set_cpu_threads(cfg: DictConfig) -> None:
@@ -129,17 +121,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     set_cpu_threads(cfg)
 
     # The contract keeps the resolved config, so evaluate.py and the report need no Hydra.
-    run.config.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run.resolved_config, OmegaConf.to_yaml(resolved))
-    atomic_write_text(run.config, OmegaConf.to_yaml(resolved))
+    run.write_config(resolved)
     started = time.perf_counter()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule, model = build(cfg)
-    scored = OmegaConf.select(cfg, "metrics.n_images")
-    if scored is not None and int(scored) > len(datamodule.y_test):
-        raise ConfigError(
-            f"metrics.n_images={scored} is invalid: the test set holds {len(datamodule.y_test)} images"
-        )
     loggers = instantiate_group(cfg.get("logger"))
     try:
         trainer = build_trainer(cfg, loggers)
@@ -185,57 +170,24 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     attacks_cfg = cfg.get("attack") or run_cfg.get("attack")
     n_images = cfg.replay.n_images if cfg.replay.n_images is not None else run_cfg.replay.n_images
     attacks = dict(instantiate(attacks_cfg))
+    metrics = instantiate(run_cfg.metrics) if run_cfg.get("metrics") else None
     datamodule, model = build(run_cfg)
     device = cfg.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
-    datamodule.to(device)
+    torch.manual_seed(int(run_cfg.seed))
+    replay = Replay.for_run(
+        run, model.net, datamodule, attacks, n_images, metrics, cfg.progress, torch.device(device)
+    )
     was_done = run.is_done()
     run.unmark_done()
     wandb_run = open_wandb_run(run, run_cfg) if cfg.wandb else None
     try:
-        torch.manual_seed(int(run_cfg.seed))
-        summary = Replay(
-            run,
-            model.net.to(device),
-            datamodule.x_test,
-            datamodule.y_test,
-            attacks,
-            n_images=n_images,
-            batch_size=datamodule.eval_batch_size,
-            progress=cfg.progress,
-            wandb_run=wandb_run,
-            metrics=instantiate(run_cfg.metrics) if run_cfg.get("metrics") else None,
-        )()
+        result = replay()
+        log_replay(wandb_run, result)
     finally:
         if wandb_run is not None:
             wandb_run.finish()
-    epochs = run.read_epochs()
-    if was_done or len(epochs) >= int(run_cfg.trainer.max_epochs):
+    if was_done or len(result.epochs) >= int(run_cfg.trainer.max_epochs):
         run.mark_done()
-    return summary
-
-
-def open_wandb_run(run: RunDir, run_cfg: DictConfig):
-    """Continue the run's own W&B run (same id), when it logged to W&B."""
-    node = OmegaConf.select(run_cfg, "logger.wandb")
-    if not node:
-        return None
-    import wandb
-
-    from advfit.loggers import resolve_wandb_mode
-    from advfit.loggers import run_id as wandb_run_id
-
-    mode = resolve_wandb_mode(node.get("mode", "auto"))
-    return wandb.init(
-        dir=str(run.root),
-        id=wandb_run_id(run.root),
-        resume="allow",
-        mode=mode,
-        project=node.get("project"),
-        entity=node.get("entity"),
-        group=node.get("group"),
-        name=node.get("name"),
-        job_type=node.get("job_type"),
-    )
+    return result.summary

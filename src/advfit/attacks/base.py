@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -14,26 +12,7 @@ from tqdm.auto import tqdm
 
 from advfit.attacks import advertorch_compat  # noqa: F401  (makes advertorch importable)
 from advfit.errors import ConfigError
-
-
-@contextmanager
-def frozen(model: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and no parameter gradients while crafting; both restored afterwards.
-
-    Attacks need gradients with respect to the input only; leaving the parameters
-    trainable makes every backward pass also compute their gradients.
-    """
-    was_training = model.training
-    flags = [p.requires_grad for p in model.parameters()]
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    try:
-        yield model
-    finally:
-        for p, flag in zip(model.parameters(), flags, strict=True):
-            p.requires_grad_(flag)
-        model.train(was_training)
+from advfit.models.frozen import frozen
 
 
 class Attack:

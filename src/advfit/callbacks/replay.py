@@ -3,24 +3,15 @@
 from __future__ import annotations
 
 import copy
-import logging
 
 import pytorch_lightning as pl
 import torch
 
 from advfit.attacks import Attack
-from advfit.metrics.robustness import SnapshotMetrics
-from advfit.replay import Replay
+from advfit.loggers import log_replay, wandb_run_of
+from advfit.metrics import SnapshotMetrics
+from advfit.replay import Replay, check_settings
 from advfit.rundir import RunDir
-
-log = logging.getLogger(__name__)
-
-
-def wandb_run_of(trainer: pl.Trainer):
-    for logger in trainer.loggers:
-        if isinstance(logger, pl.loggers.WandbLogger):
-            return logger.experiment
-    return None
 
 
 class AdversarialReplay(pl.Callback):
@@ -33,7 +24,7 @@ class AdversarialReplay(pl.Callback):
         n_images: craft on the first ``n_images`` correctly classified test images.
         seed: seeds attacks with random starts, so a replay is repeatable.
         progress: show progress bars.
-        metrics: robustness scores per snapshot (the ``metrics`` config), or None.
+        metrics: robustness scores per snapshot (the ``metrics`` config group), or None.
     """
 
     def __init__(
@@ -48,23 +39,25 @@ class AdversarialReplay(pl.Callback):
         self.run = RunDir(run_dir)
         self.attacks = dict(attacks)
         self.n_images, self.seed, self.progress = n_images, seed, progress
-        self.metrics = metrics
+        self.metrics = metrics or None
+
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        """Check the settings against the test set before training, not after it."""
+        trainer.datamodule.setup(stage)
+        check_settings(self.n_images, self.attacks, self.metrics, len(trainer.datamodule.y_test))
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.interrupted:
             return
-        datamodule = trainer.datamodule
-        datamodule.to(pl_module.device)
         torch.manual_seed(self.seed)
-        Replay(
+        replay = Replay.for_run(
             self.run,
             copy.deepcopy(pl_module.net),
-            datamodule.x_test,
-            datamodule.y_test,
+            trainer.datamodule,
             self.attacks,
             n_images=self.n_images,
-            batch_size=datamodule.eval_batch_size,
-            progress=self.progress and trainer.progress_bar_callback is not None,
-            wandb_run=wandb_run_of(trainer),
             metrics=self.metrics,
-        )()
+            progress=self.progress and trainer.progress_bar_callback is not None,
+            device=pl_module.device,
+        )
+        log_replay(wandb_run_of(trainer), replay())

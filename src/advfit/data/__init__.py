@@ -1,9 +1,9 @@
 """Data: in-memory data modules, stratified folds, batching by tensor indexing."""
 
 from advfit.data.batches import TensorBatches, to_unit_range
+from advfit.data.custom import CustomDataModule
 from advfit.data.datamodule import (
     CIFAR10DataModule,
-    CustomDataModule,
     FashionMNISTDataModule,
     InMemoryDataModule,
     MNISTDataModule,

@@ -1,5 +1,25 @@
-"""Metrics: perturbation distances (and, later, per-snapshot robustness scores)."""
+"""Metrics: perturbation distances, and the robustness scores computed per snapshot."""
 
+from advfit.metrics.clever import Clever, CleverMetric
 from advfit.metrics.distances import perturbation_norms, summarize_norms
+from advfit.metrics.robustness import (
+    EmpiricalRobustness,
+    LossSensitivity,
+    empirical_robustness,
+    loss_sensitivity,
+)
+from advfit.metrics.snapshot import Score, SnapshotMetrics, SnapshotScores
 
-__all__ = ["perturbation_norms", "summarize_norms"]
+__all__ = [
+    "Clever",
+    "CleverMetric",
+    "EmpiricalRobustness",
+    "LossSensitivity",
+    "Score",
+    "SnapshotMetrics",
+    "SnapshotScores",
+    "empirical_robustness",
+    "loss_sensitivity",
+    "perturbation_norms",
+    "summarize_norms",
+]

@@ -29,13 +29,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import pandas as pd
 import torch
 from torch import nn
 
-from advfit.attacks import frozen
 from advfit.errors import ConfigError
-from advfit.metrics.robustness import parse_norm
+from advfit.metrics.norms import parse_norm
+from advfit.metrics.snapshot import Score
 from advfit.metrics.weibull import fit_weibull_min
+from advfit.models.frozen import frozen
 
 #: the dual norm q of p (1/p + 1/q = 1) in which gradients are measured
 DUAL = {1.0: math.inf, 2.0: 2.0, math.inf: 1.0}
@@ -227,3 +229,30 @@ class Clever:
     def __call__(self, net: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """CLEVER score of each image in ``x`` (pixels in [0, 1]); a float64 tensor on the CPU."""
         return self.evaluate(net, x).scores
+
+
+class CleverMetric:
+    """The ``clever`` metric entry: mean CLEVER of the first ``n_images`` scored images, with
+    per-image scores and run-away fits (``clever.csv``).
+
+    Args:
+        n_images: images scored (CLEVER costs far more per image than the other metrics).
+        **settings: keyword arguments of :class:`Clever`.
+    """
+
+    def __init__(self, n_images: int = 10, **settings) -> None:
+        if int(n_images) < 1:
+            raise ConfigError(f"metrics.clever.n_images={n_images} is invalid: it must be >= 1")
+        self.n_images = int(n_images)
+        self.clever = Clever(**settings)
+
+    def __call__(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> Score:
+        result = self.clever.evaluate(net, x[: self.n_images])
+        per_image = pd.DataFrame(
+            {
+                "test_index": range(len(result.scores)),
+                "clever": result.scores.tolist(),
+                "runaway_fits": result.runaway.tolist(),
+            }
+        )
+        return Score(result.scores.mean().item(), per_image)

@@ -7,30 +7,14 @@ the values do not depend on the batch size.
 from __future__ import annotations
 
 import math
-import time
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from advfit.attacks import frozen
 from advfit.errors import ConfigError
-
-if TYPE_CHECKING:  # clever.py imports this module
-    from advfit.metrics.clever import CleverResult
-
-NORMS = {"inf": math.inf, "2": 2.0, "1": 1.0}
-
-
-def parse_norm(norm: str | int | float) -> float:
-    """``inf``, 2 or 1 as a float; anything else is an error naming the value."""
-    key = str(norm).lower().replace(".0", "")
-    if key in ("np.inf", "infinity"):
-        key = "inf"
-    if key not in NORMS:
-        raise ConfigError(f"norm={norm!r} is invalid: accepted are 1, 2 and inf")
-    return NORMS[key]
+from advfit.metrics.norms import parse_norm
+from advfit.models.frozen import frozen
 
 
 def _input_gradients(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -129,105 +113,45 @@ def empirical_robustness(
     return torch.cat(ratios).mean().item() if ratios else 0.0
 
 
-class SnapshotMetrics:
-    """The robustness scores computed for every (k-th) snapshot during the replay.
+class LossSensitivity:
+    """The ``loss_sensitivity`` metric entry: :func:`loss_sensitivity` with its batch size."""
 
-    Args:
-        n_images: the first ``n_images`` test images are scored.
-        every_k: score every k-th snapshot (epochs k, 2k, ...) and the last one; the others
-            get NaN. 1 scores every snapshot.
-        loss_sensitivity: compute loss sensitivity (true labels).
-        empirical_robustness: keyword arguments of :func:`empirical_robustness`
-            (``norm``, ``eps_step``, ``eps_max``), or None to switch it off.
-        clever: keyword arguments of :class:`advfit.metrics.clever.Clever` plus ``n_images``
-            (CLEVER costs far more per image, so it scores fewer), or None to switch it off.
-        batch_size: images per gradient pass.
-        seed: seeds CLEVER's random points.
-    """
+    def __init__(self, batch_size: int = 500) -> None:
+        if int(batch_size) < 1:
+            raise ConfigError(
+                f"metrics.loss_sensitivity.batch_size={batch_size} is invalid: it must be >= 1"
+            )
+        self.batch_size = int(batch_size)
+
+    def __call__(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+        return loss_sensitivity(net, x, y, self.batch_size)
+
+
+class EmpiricalRobustness:
+    """The ``empirical_robustness`` metric entry: :func:`empirical_robustness`, checked once."""
 
     def __init__(
         self,
-        n_images: int = 500,
-        every_k: int = 1,
-        loss_sensitivity: bool = True,
-        empirical_robustness: dict | None = None,
-        clever: dict | None = None,
+        norm: str | float = "inf",
+        eps_step: float = 0.1,
+        eps_max: float = 0.3,
         batch_size: int = 500,
-        seed: int = 0,
     ) -> None:
-        if int(n_images) < 1:
-            raise ConfigError(f"metrics.n_images={n_images} is invalid: it must be >= 1")
-        if int(every_k) < 1:
-            raise ConfigError(f"metrics.every_k={every_k} is invalid: it must be >= 1")
-        self.n_images, self.every_k = int(n_images), int(every_k)
-        self.loss_sensitivity = bool(loss_sensitivity)
-        self.empirical = (
-            {str(k): v for k, v in dict(empirical_robustness).items()}
-            if empirical_robustness
-            else None
-        )
-        if self.empirical is not None:
-            try:
-                parse_norm(self.empirical.get("norm", "inf"))
-            except ConfigError as err:
-                raise ConfigError(f"metrics.empirical_robustness.{err}") from err
-            step, top = self.empirical.get("eps_step", 0.1), self.empirical.get("eps_max", 0.3)
-            if not 0 < step <= top:
-                raise ConfigError(
-                    f"metrics.empirical_robustness eps_step={step}, eps_max={top} are invalid: "
-                    "need 0 < eps_step <= eps_max"
-                )
-        self.batch_size = int(batch_size)
-        self.clever = None
-        self.clever_images = 0
-        self.last_clever: CleverResult | None = None
-        if clever:
-            from advfit.metrics.clever import Clever
-
-            settings = {str(k): v for k, v in dict(clever).items()}
-            self.clever_images = int(settings.pop("n_images", 10))
-            if not 1 <= self.clever_images <= self.n_images:
-                raise ConfigError(
-                    f"metrics.clever.n_images={self.clever_images} is invalid: "
-                    f"accepted are 1..metrics.n_images ({self.n_images})"
-                )
-            self.clever = Clever(**settings, seed=int(seed))
-
-    @property
-    def columns(self) -> list[str]:
-        return (
-            ["loss_sensitivity"] * self.loss_sensitivity
-            + ["empirical_robustness"] * (self.empirical is not None)
-            + ["clever"] * (self.clever is not None)
-        )
-
-    def check_size(self, n_test: int) -> None:
-        if self.n_images > n_test:
+        try:
+            parse_norm(norm)
+        except ConfigError as err:
+            raise ConfigError(f"metrics.empirical_robustness.{err}") from err
+        if not 0 < eps_step <= eps_max:
             raise ConfigError(
-                f"metrics.n_images={self.n_images} is invalid: the test set holds {n_test} images"
+                f"metrics.empirical_robustness eps_step={eps_step}, eps_max={eps_max} are "
+                "invalid: need 0 < eps_step <= eps_max"
             )
-
-    def due(self, epoch: int, last_epoch: int) -> bool:
-        return epoch % self.every_k == 0 or epoch == last_epoch
-
-    def __call__(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[dict, dict]:
-        """Scores of ``net`` on the first ``n_images`` of ``x`` (pixels in [0, 1]), and the
-        seconds each took."""
-        x, y = x[: self.n_images], y[: self.n_images]
-        values, seconds = {}, {}
-        if self.loss_sensitivity:
-            started = time.perf_counter()
-            values["loss_sensitivity"] = loss_sensitivity(net, x, y, self.batch_size)
-            seconds["loss_sensitivity"] = time.perf_counter() - started
-        if self.empirical is not None:
-            started = time.perf_counter()
-            values["empirical_robustness"] = empirical_robustness(
-                net, x, batch_size=self.batch_size, **self.empirical
+        if int(batch_size) < 1:
+            raise ConfigError(
+                f"metrics.empirical_robustness.batch_size={batch_size} is invalid: it must be >= 1"
             )
-            seconds["empirical_robustness"] = time.perf_counter() - started
-        if self.clever is not None:
-            started = time.perf_counter()
-            self.last_clever = self.clever.evaluate(net, x[: self.clever_images])
-            values["clever"] = self.last_clever.scores.mean().item()
-            seconds["clever"] = time.perf_counter() - started
-        return values, seconds
+        self.settings = {"norm": norm, "eps_step": eps_step, "eps_max": eps_max}
+        self.batch_size = int(batch_size)
+
+    def __call__(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+        return empirical_robustness(net, x, batch_size=self.batch_size, **self.settings)

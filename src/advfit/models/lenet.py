@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from advfit.errors import ConfigError
+
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
 POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
 
@@ -33,11 +35,14 @@ class LeNet(nn.Module):
     ) -> None:
         super().__init__()
         if activation not in ACTIVATIONS:
-            raise ValueError(
-                f"activation={activation!r} is invalid: accepted are {sorted(ACTIVATIONS)}"
+            raise ConfigError(
+                f"model.net.activation={activation!r} is invalid: "
+                f"accepted are {', '.join(sorted(ACTIVATIONS))}"
             )
         if pool not in POOLS:
-            raise ValueError(f"pool={pool!r} is invalid: accepted are {sorted(POOLS)}")
+            raise ConfigError(
+                f"model.net.pool={pool!r} is invalid: accepted are {', '.join(sorted(POOLS))}"
+            )
         channels, height, width = (int(v) for v in input_shape)
         self.input_shape = (channels, height, width)
         self.num_classes = int(num_classes)

@@ -45,12 +45,16 @@ def build(paths: list[Path], out: Path, only: set[str] | None, thresholds: Thres
         table.to_csv(out / f"epochs_{name}.csv")
 
     figures = []
-    for number, (regime, _, _) in sorted(FIGURES.items()):
-        if not wanted(f"fig{number}"):
+    for name, figure in FIGURES.items():
+        if not wanted(name):
             continue
-        panels = {panel_title(k, sweep.group_keys): t for k, t in tables.items() if k[1] == regime}
-        if draw(number, panels, out) is not None:
-            figures.append(number)
+        panels = {
+            panel_title(k, sweep.group_keys) + ("" if figure.regime else f", {k[1]}"): t
+            for k, t in tables.items()
+            if figure.regime in (None, k[1])
+        }
+        if draw(figure, panels, out) is not None:
+            figures.append(figure)
 
     distance_rows, verdict_rows = [], []
     for key, runs in groups.items():
@@ -109,7 +113,7 @@ def build(paths: list[Path], out: Path, only: set[str] | None, thresholds: Thres
         "",
         "## Figures",
         "",
-        *[f"![Figure {n}](fig{n}.png)" for n in figures],
+        *[f"![{f.caption}]({f.name}.png)" for f in figures],
         "",
         "## Runs",
         "",
@@ -138,11 +142,11 @@ def build(paths: list[Path], out: Path, only: set[str] | None, thresholds: Thres
         title = f"### {panel_title(key, sweep.group_keys)}, {key[1]}"
         lines += [title, "", "```yaml", config, "```", ""]
     report.write_text("\n".join(lines))
-    write_html(out, lines, figures)
+    write_html(out, lines)
     return report
 
 
-def write_html(out: Path, lines: list[str], figures: list[int]) -> None:
+def write_html(out: Path, lines: list[str]) -> None:
     """A self-contained page: the report's text, and every figure embedded as PNG."""
     body, code = [], None
     for line in lines:
@@ -156,9 +160,9 @@ def write_html(out: Path, lines: list[str], figures: list[int]) -> None:
         if code is not None:
             code.append(line)
         elif line.startswith("!["):
-            number = int(line.split("fig")[1].split(".")[0])
-            data = base64.b64encode((out / f"fig{number}.png").read_bytes()).decode()
-            body.append(f'<img alt="Figure {number}" src="data:image/png;base64,{data}">')
+            alt, path = line[2:-1].split("](")
+            data = base64.b64encode((out / path).read_bytes()).decode()
+            body.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
         elif line.startswith("#"):
             level = len(line) - len(line.lstrip("#"))
             body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
@@ -175,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("sweeps", nargs="+", type=Path)
     parser.add_argument("--out", type=Path, default=None, help="default: <first sweep>/report")
-    parser.add_argument("--only", default=None, help="comma-separated: fig3..fig10, tables")
+    parser.add_argument(
+        "--only", default=None, help=f"comma-separated: {', '.join(FIGURES)}, tables"
+    )
     defaults = Thresholds()
     for name, value in vars(defaults).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from omegaconf import OmegaConf
 
+from advfit.config import PER_FOLD, is_result_neutral
 from advfit.rundir import RunDir
-from advfit.sweep import _NEUTRAL_PREFIXES, flatten
-
-log = logging.getLogger(__name__)
-
-# Keys that always differ between the folds of one group, or say nothing about results.
-_PER_RUN = ("fold", "data.fold", "run_name", "callbacks.", *_NEUTRAL_PREFIXES)
+from advfit.sweep import flatten
 
 
 class ReportError(ValueError):
@@ -67,12 +61,7 @@ def read_run(root: Path) -> Run:
         summary = json.loads(run.summary_json.read_text())
     except Exception as err:
         raise ReportError(f"{run.summary_json} is unreadable: {err}") from err
-    config_path = run.resolved_config if run.resolved_config.is_file() else run.config
-    config = (
-        OmegaConf.to_container(OmegaConf.load(config_path), resolve=False)
-        if config_path.is_file()
-        else {}
-    )
+    config = run.read_config() if run.config.is_file() else {}
     distances = _read_csv(run.distances_csv) if run.distances_csv.is_file() else pd.DataFrame()
     return Run(root, summary, config, _read_csv(run.epochs_csv), distances)
 
@@ -103,7 +92,7 @@ def swept_keys(runs: list[Run]) -> list[str]:
     keys = sorted({k for f in flat for k in f})
     varying = []
     for key in keys:
-        if key.startswith(_PER_RUN) or key in ("data.name", "regime.name"):
+        if is_result_neutral(key) or key in (*PER_FOLD, "data.name", "regime.name"):
             continue
         values = {repr(f.get(key)) for f in flat}
         if len(values) > 1:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -10,64 +11,101 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-#: figure number -> (regime, title, series: column -> label)
-FIGURES = {
-    3: (
-        "normal",
-        "Training curves, normal regime",
-        {"train_acc": "train accuracy", "val_acc": "validation accuracy"},
-    ),
-    7: (
-        "overfit",
-        "Training curves, overfitting regime",
-        {"train_acc": "train accuracy", "val_acc": "validation accuracy"},
-    ),
-    4: ("normal", "Test accuracy and ASR, normal regime", None),
-    8: ("overfit", "Test accuracy and ASR, overfitting regime", None),
-    5: ("normal", "CLEVER, normal regime", {"clever": "CLEVER"}),
-    9: ("overfit", "CLEVER, overfitting regime", {"clever": "CLEVER"}),
-    6: (
-        "normal",
-        "Loss sensitivity and empirical robustness, normal regime",
-        {"loss_sensitivity": "loss sensitivity", "empirical_robustness": "empirical robustness"},
-    ),
-    10: (
-        "overfit",
-        "Loss sensitivity and empirical robustness, overfitting regime",
-        {"loss_sensitivity": "loss sensitivity", "empirical_robustness": "empirical robustness"},
-    ),
+TRAINING = {"train_acc": "train accuracy", "val_acc": "validation accuracy"}
+SENSITIVITY = {
+    "loss_sensitivity": "loss sensitivity",
+    "empirical_robustness": "empirical robustness",
 }
 
 
-def series_for(number: int, table: pd.DataFrame) -> dict[str, str]:
-    _, _, series = FIGURES[number]
-    if series is None:  # test accuracy and every attack's ASR
-        means = table["mean"].columns
-        series = {
-            "test_acc": "test accuracy",
-            **{c: f"ASR {c[4:].upper()}" for c in means if c.startswith("asr_")},
-        }
-    return {
-        c: label
-        for c, label in series.items()
-        if c in table["mean"].columns and table["mean"][c].notna().any()
-    }
+@dataclass(frozen=True)
+class Figure:
+    """One figure of the report: a panel per group, a line per series, x = epoch.
 
-
-def draw(number: int, panels: dict[str, pd.DataFrame], out: Path) -> plt.Figure | None:
-    """Figure ``number`` with one panel per group of its regime; None when nothing to draw.
-
-    ``panels`` maps a panel title (dataset and any swept keys) to its aggregated table.
-    Writes ``fig<number>.png`` and ``.pdf`` under ``out``.
+    Args:
+        name: its file stem and ``--only`` key; ``fig<N>`` names the paper's Figure N.
+        title: the caption.
+        series: epochs.csv column -> legend label; None draws test accuracy and every ASR.
+        ylabel: the y-axis label.
+        regime: draw the groups of this regime only; None draws every group.
     """
-    drawable = {title: t for title, t in panels.items() if series_for(number, t)}
+
+    name: str
+    title: str
+    series: dict[str, str] | None
+    ylabel: str
+    regime: str | None = None
+
+    @property
+    def caption(self) -> str:
+        number = self.name[3:] if self.name.startswith("fig") else ""
+        return f"Figure {number}. {self.title}" if number.isdigit() else self.title
+
+    def series_for(self, table: pd.DataFrame) -> dict[str, str]:
+        """The series this aggregated table can draw (columns present and not all NaN)."""
+        means = table["mean"].columns
+        series = self.series
+        if series is None:  # test accuracy and every attack's ASR
+            series = {
+                "test_acc": "test accuracy",
+                **{c: f"ASR {c[4:].upper()}" for c in means if c.startswith("asr_")},
+            }
+        return {
+            c: label for c, label in series.items() if c in means and table["mean"][c].notna().any()
+        }
+
+
+#: Every figure of the report, by name. A new figure is one more entry (see the README's
+#: "Extending advfit").
+FIGURES: dict[str, Figure] = {
+    f.name: f
+    for f in [
+        Figure("fig3", "Training curves, normal regime", TRAINING, "accuracy", "normal"),
+        Figure("fig4", "Test accuracy and ASR, normal regime", None, "accuracy / ASR", "normal"),
+        Figure("fig5", "CLEVER, normal regime", {"clever": "CLEVER"}, "CLEVER score", "normal"),
+        Figure(
+            "fig6",
+            "Loss sensitivity and empirical robustness, normal regime",
+            SENSITIVITY,
+            "value",
+            "normal",
+        ),
+        Figure("fig7", "Training curves, overfitting regime", TRAINING, "accuracy", "overfit"),
+        Figure(
+            "fig8", "Test accuracy and ASR, overfitting regime", None, "accuracy / ASR", "overfit"
+        ),
+        Figure(
+            "fig9", "CLEVER, overfitting regime", {"clever": "CLEVER"}, "CLEVER score", "overfit"
+        ),
+        Figure(
+            "fig10",
+            "Loss sensitivity and empirical robustness, overfitting regime",
+            SENSITIVITY,
+            "value",
+            "overfit",
+        ),
+    ]
+}
+
+
+def draw(
+    figure: Figure | str | int, panels: dict[str, pd.DataFrame], out: Path
+) -> plt.Figure | None:
+    """``figure`` (a :class:`Figure`, its name, or the paper's number) with one panel per
+    group; None when nothing is drawable.
+
+    ``panels`` maps a panel title (dataset, and regime or swept keys) to its aggregated
+    table. Writes ``<name>.png`` and ``.pdf`` under ``out``.
+    """
+    if not isinstance(figure, Figure):
+        figure = FIGURES[figure if isinstance(figure, str) else f"fig{figure}"]
+    drawable = {title: t for title, t in panels.items() if figure.series_for(t)}
     if not drawable:
         return None
-    _, title, _ = FIGURES[number]
     fig, axes = plt.subplots(1, len(drawable), figsize=(5 * len(drawable), 3.8), squeeze=False)
     for ax, (panel, table) in zip(axes[0], drawable.items(), strict=True):
         folds = int(table["n_folds"].max())
-        for column, label in series_for(number, table).items():
+        for column, label in figure.series_for(table).items():
             mean, std = table["mean"][column], table["std"][column]
             ax.errorbar(
                 table.index,
@@ -79,17 +117,13 @@ def draw(number: int, panels: dict[str, pd.DataFrame], out: Path) -> plt.Figure 
             )
         ax.set_title(f"{panel} ({folds} fold{'s' if folds != 1 else ''})")
         ax.set_xlabel("epoch")
-        ax.set_ylabel(
-            "value"
-            if number in (6, 10)
-            else ("CLEVER score" if number in (5, 9) else "accuracy / ASR")
-        )
+        ax.set_ylabel(figure.ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"Figure {number}. {title}\nlines: mean across folds; bars: one std", fontsize=9)
+    fig.suptitle(f"{figure.caption}\nlines: mean across folds; bars: one std", fontsize=9)
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
     for suffix in ("png", "pdf"):
-        fig.savefig(out / f"fig{number}.{suffix}", dpi=110)
+        fig.savefig(out / f"{figure.name}.{suffix}", dpi=110)
     plt.close(fig)
     return fig

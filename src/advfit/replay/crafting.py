@@ -1,0 +1,145 @@
+"""Crafting: the adversarial sources, each attack once at the best epoch (cached), distances."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from advfit.attacks import Attack
+from advfit.data.batches import to_unit_range
+from advfit.metrics import perturbation_norms, summarize_norms
+from advfit.replay.snapshots import ReplayError, predict
+from advfit.rundir import DISTANCE_COLUMNS, RunDir, atomic_torch_save
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AdversarialSet:
+    """One crafted set: adversarial images with the test images they come from."""
+
+    attack: str
+    x_adv: torch.Tensor  # float32 pixels in [0, 1], N x C x H x W
+    indices: torch.Tensor  # positions in the test set
+    labels: torch.Tensor  # true labels
+    best_epoch: int
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, path) -> None:
+        atomic_torch_save(
+            {
+                "attack": self.attack,
+                "x_adv": self.x_adv.detach().cpu(),
+                "indices": self.indices.cpu(),
+                "labels": self.labels.cpu(),
+                "best_epoch": self.best_epoch,
+                "params": self.params,
+            },
+            path,
+        )
+
+    @classmethod
+    def load(cls, path, device: torch.device | str = "cpu") -> AdversarialSet:
+        try:
+            blob = torch.load(path, map_location=device, weights_only=True)
+            return cls(**blob)
+        except Exception as err:
+            raise ReplayError(f"{path} is not a readable adversarial set: {err}") from err
+
+
+class Crafting:
+    """Craft every attack once against the best snapshot, on the test images it gets right.
+
+    A set already in ``adversarial/`` from the same best epoch, parameters and sources is
+    reused, so a replay interrupted after some attacks does not craft them again.
+    """
+
+    def __init__(
+        self,
+        run: RunDir,
+        attacks: dict[str, Attack],
+        n_images: int,
+        batch_size: int,
+        progress: bool,
+    ) -> None:
+        self.run, self.attacks = run, attacks
+        self.n_images, self.batch_size, self.progress = n_images, batch_size, progress
+
+    def sources(self, net: nn.Module, x_test: torch.Tensor, y_test: torch.Tensor, best: int):
+        """Indices of the first ``n_images`` test images the best snapshot classifies correctly."""
+        correct = (predict(net, x_test, self.batch_size) == y_test).nonzero().flatten()
+        if len(correct) == 0:
+            raise ReplayError(
+                f"the best snapshot (epoch {best}) classifies no test image correctly"
+            )
+        if len(correct) < self.n_images:
+            log.warning(
+                "the best snapshot (epoch %d) classifies only %d test images correctly; "
+                "crafting on those instead of the %d requested",
+                best,
+                len(correct),
+                self.n_images,
+            )
+        return correct[: self.n_images]
+
+    def cached(self, name: str, params: dict, indices: torch.Tensor, best: int):
+        path = self.run.attack_set(name)
+        if not path.is_file():
+            return None
+        try:
+            existing = AdversarialSet.load(path, indices.device)
+        except ReplayError as err:
+            log.warning("%s; crafting it again", err)
+            return None
+        same = (
+            existing.best_epoch == best
+            and existing.params == params
+            and torch.equal(existing.indices, indices)
+        )
+        if same:
+            log.info("reusing %s (crafted earlier at epoch %d)", path, best)
+        return existing if same else None
+
+    def __call__(
+        self, net: nn.Module, x_test: torch.Tensor, y_test: torch.Tensor, best: int
+    ) -> tuple[dict[str, AdversarialSet], dict[str, float]]:
+        """The crafted sets by attack, and the seconds each took (``craft_<attack>``)."""
+        indices = self.sources(net, x_test, y_test, best)
+        sets, seconds = {}, {}
+        for name, attack in self.attacks.items():
+            started = time.perf_counter()
+            params = attack.describe()
+            adv = self.cached(name, params, indices, best)
+            if adv is None:
+                x, y = to_unit_range(x_test[indices]), y_test[indices]
+                adv = AdversarialSet(
+                    name, attack(net, x, y, progress=self.progress), indices, y, best, params
+                )
+                adv.save(self.run.attack_set(name))
+            sets[name] = adv
+            seconds[f"craft_{name}"] = time.perf_counter() - started
+        return sets, seconds
+
+    def distances(
+        self, net: nn.Module, x_test: torch.Tensor, sets: dict[str, AdversarialSet]
+    ) -> pd.DataFrame:
+        """Per attack: L0/L2/L-inf over the examples that fool ``net`` (the best snapshot)."""
+        rows = []
+        for name, adv in sets.items():
+            x = to_unit_range(x_test[adv.indices])
+            fooled = predict(net, adv.x_adv, self.batch_size) != adv.labels
+            rows.append(
+                {
+                    "attack": name,
+                    "n": len(adv.labels),
+                    "n_fooled": int(fooled.sum()),
+                    **summarize_norms(perturbation_norms(x, adv.x_adv), fooled),
+                }
+            )
+        return pd.DataFrame(rows, columns=DISTANCE_COLUMNS)

@@ -4,10 +4,12 @@ python evaluate.py run_dir=multirun/demo/fashion_mnist-normal-fold0-seed0
 python evaluate.py run_dir=<dir> attack=[fgsm,cw] replay.n_images=500
 """
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
-from advfit.cli import reports_user_errors
+from advfit.cli import normalize_argv, reports_user_errors
 from advfit.tasks import evaluate
 
 
@@ -18,4 +20,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv = normalize_argv(sys.argv)
     main()

@@ -1,6 +1,7 @@
 """Sweeps that scale and survive: ranges, stable directories, resume after a kill, launchers."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from advfit.errors import ConfigError
 from advfit.sweep import config_differences, expand_range
@@ -92,6 +94,8 @@ def test_the_users_literal_command_makes_ten_runs_and_a_rerun_skips_them(tmp_pat
         (["fold=3-5"], "fold=5 is invalid: accepted values are 0..4"),
         (["regime.lr=0.1,-1"], "regime.lr=-1 is invalid"),
         (["hydra/launcher=nope"], "Could not find 'hydra/launcher/nope'"),
+        (["attack.fgsm.eps=2"], "attack.fgsm.eps=2 is invalid: accepted are numbers in (0, 1]"),
+        (["replay.n_images=0"], "replay.n_images=0 is invalid: it must be >= 1"),
     ],
 )
 def test_bad_sweeps_stop_before_any_job_starts(tmp_path, args, message):
@@ -101,26 +105,40 @@ def test_bad_sweeps_stop_before_any_job_starts(tmp_path, args, message):
     assert not list(tmp_path.rglob("epochs.csv")) and not list(tmp_path.rglob("*.log"))
 
 
-def kill_when(args: list[str], cwd: Path, marker: str, timeout: float = 240) -> None:
-    """Start train.py and SIGKILL it as soon as a file matching ``marker`` appears."""
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *args],
-        cwd=cwd,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+def kill_when(
+    args: list[str], cwd: Path, marker: str, sig: int = signal.SIGKILL, timeout: float = 240
+) -> str:
+    """Start train.py, send ``sig`` as soon as a file matching ``marker`` appears; returns
+    the launch's output."""
+    log = cwd / f"launch-{time.monotonic_ns()}.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, stdout=out, stderr=out
+        )
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline and proc.poll() is None:
+                if list(cwd.rglob(marker)):
+                    os.kill(proc.pid, sig)
+                    break
+                time.sleep(0.02)
+        finally:
+            proc.wait(timeout=60)
+    expected = -signal.SIGKILL if sig == signal.SIGKILL else 128 + sig
+    assert proc.returncode == expected, (
+        f"the run ended ({proc.returncode}) before {marker} appeared: {log.read_text()[-2000:]}"
     )
-    deadline = time.monotonic() + timeout
-    try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if list(cwd.rglob(marker)):
-                os.kill(proc.pid, signal.SIGKILL)
-                break
-            time.sleep(0.02)
-    finally:
-        proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL, (
-        f"the run ended ({proc.returncode}) before {marker} appeared"
-    )
+    return log.read_text()
+
+
+def completed_epochs(run_root: Path) -> int:
+    """The last epoch the resume point holds (Lightning saves the 0-based epoch index)."""
+    checkpoint = torch.load(run_root / "checkpoints" / "last.ckpt", weights_only=False)
+    return int(checkpoint["epoch"]) + 1
+
+
+def trained_epochs(output: str) -> list[int]:
+    return [int(m) for m in re.findall(r"epoch (\d+) trained", output)]
 
 
 @pytest.mark.slow
@@ -149,24 +167,57 @@ def test_sigkill_in_training_and_in_replay_then_rerun_equals_an_uninterrupted_ru
     )
 
     args = [*common, "logger=wandb", f"paths.root_dir={killed}"]
-    kill_when(args, killed, "epoch_002.pt")  # during training
+    first = kill_when(args, killed, "epoch_003.pt")  # during training
+    (run,) = (killed / "multirun" / "kill").iterdir()
+    done = completed_epochs(run)
+    # Killed as epoch 3's snapshot appeared: the resume point holds epoch 2, or 3 when the
+    # kill came after it was written; never the start.
+    assert done in (2, 3) and trained_epochs(first) == list(range(1, done + 1))
     assert not list(killed.rglob("DONE"))
-    kill_when(args, killed, "fgsm.pt")  # during the replay, crafting cw
+    second = kill_when(args, killed, "fgsm.pt")  # during the replay, crafting cw
+    assert f"after epoch {done} (last.ckpt)" in second
+    assert trained_epochs(second) == list(range(done + 1, 5))  # it trained the rest only
     assert not list(killed.rglob("DONE")) and not list(killed.rglob("distances.csv"))
     result = run_cli("train.py", *args, cwd=killed)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "reusing" in result.stdout + result.stderr  # the complete fgsm set was not crafted again
+    output = result.stdout + result.stderr
+    assert "after epoch 4 (last.ckpt)" in output and trained_epochs(output) == []
+    assert "reusing" in output  # the complete fgsm set was not crafted again
 
     (a,) = (whole / "multirun" / "kill").iterdir()
-    (b,) = (killed / "multirun" / "kill").iterdir()
-    assert a.name == b.name and (b / "DONE").is_file()
-    pd.testing.assert_frame_equal(pd.read_csv(a / "epochs.csv"), pd.read_csv(b / "epochs.csv"))
+    assert a.name == run.name and (run / "DONE").is_file()
+    pd.testing.assert_frame_equal(pd.read_csv(a / "epochs.csv"), pd.read_csv(run / "epochs.csv"))
     pd.testing.assert_frame_equal(
-        pd.read_csv(a / "distances.csv"), pd.read_csv(b / "distances.csv")
+        pd.read_csv(a / "distances.csv"), pd.read_csv(run / "distances.csv")
     )
     # Every launch continued the same W&B run.
-    ids = {p.name.rsplit("-", 1)[1] for p in (b / "wandb").glob("offline-run-*")}
-    assert len(list((b / "wandb").glob("offline-run-*"))) == 3 and len(ids) == 1
+    ids = {p.name.rsplit("-", 1)[1] for p in (run / "wandb").glob("offline-run-*")}
+    assert len(list((run / "wandb").glob("offline-run-*"))) == 3 and len(ids) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_and_sigint_stop_with_their_status_and_the_next_launch_resumes(
+    tmp_path, fmnist_dir, sig
+):
+    args = [
+        f"paths.root_dir={tmp_path}",
+        f"paths.data_dir={fmnist_dir}",
+        *TINY,
+        "trainer.max_epochs=3",
+        "data.train_subset=3000",
+    ]
+    output = kill_when(args, tmp_path, "last.ckpt", sig=sig)  # between epochs; 143 or 130
+    assert f"stopped by {signal.Signals(sig).name}; no DONE written" in output
+    (run,) = (tmp_path / "multirun" / "debug").iterdir()
+    assert not (run / "DONE").exists()
+    done = completed_epochs(run)
+    assert done >= 1
+    result = run_cli("train.py", *args, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    output = result.stdout + result.stderr
+    assert f"after epoch {done} (last.ckpt)" in output
+    assert trained_epochs(output) == list(range(done + 1, 4)) and (run / "DONE").is_file()
 
 
 @pytest.mark.slow

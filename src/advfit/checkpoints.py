@@ -21,8 +21,9 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         atomic_torch_save(checkpoint, Path(path))
 
 
-def usable_checkpoint(path: Path) -> Path | None:
-    """``path`` when it holds a loadable Lightning checkpoint, else None (with a warning).
+def usable_checkpoint(path: Path) -> tuple[Path, int] | None:
+    """``(path, epochs completed)`` when ``path`` holds a loadable Lightning checkpoint, else
+    None (with a warning).
 
     A torn or corrupt file is moved aside to ``<name>.corrupt`` and training starts over;
     the per-epoch snapshots hold weights only, so they cannot restore the optimizer state
@@ -34,9 +35,11 @@ def usable_checkpoint(path: Path) -> Path | None:
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         if "state_dict" not in checkpoint or "loops" not in checkpoint:
             raise ValueError("it lacks the model state or the loop counters")
+        # Saved at the end of an epoch: ``epoch`` is that epoch's 0-based index.
+        completed = int(checkpoint["epoch"]) + 1
     except Exception as err:  # a torn file raises many kinds of error
         aside = path.with_name(path.name + ".corrupt")
         path.replace(aside)
         log.warning("%s is unreadable (%s); moved to %s, training starts over", path, err, aside)
         return None
-    return path
+    return path, completed

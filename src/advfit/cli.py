@@ -3,10 +3,12 @@ without a traceback."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from advfit.config import register_resolvers
@@ -19,18 +21,70 @@ log = logging.getLogger("advfit")
 _GROUP_NULLS = {"metrics=null": "metrics=none"}
 
 
+def _quoted(argument: str) -> str:
+    """``run_dir=<path>`` with the path quoted, so Hydra reads run directory names that hold
+    ``=``, ``[`` or ``,`` (every run with an overriding key) as one plain string."""
+    key, _, value = argument.partition("=")
+    if value[:1] in ("'", '"'):
+        return argument
+    return f"{key}='" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def normalize_argv(argv: list[str]) -> list[str]:
     """The command line with the spellings above rewritten for Hydra."""
-    return [argv[0], *(_GROUP_NULLS.get(a, a) for a in argv[1:])]
+    out = [argv[0]]
+    for argument in argv[1:]:
+        argument = _GROUP_NULLS.get(argument, argument)
+        out.append(_quoted(argument) if argument.startswith("run_dir=") else argument)
+    return out
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGINT arrived: stop now (what resuming needs is already on disk)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise Interrupted(signum)
+
+
+@contextlib.contextmanager
+def stops_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGINT raise :class:`Interrupted` wherever the job is, so it ends with
+    status 128 + signal and no ``DONE``, never as a success. (Lightning only notes SIGTERM
+    and exits 0.) In a thread other than the main one, signals keep their handlers."""
+    previous = {}
+    try:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous[signum] = signal.signal(signum, _interrupt)
+    except ValueError:
+        pass
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def reports_user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
-    """Exit with status 2 and the error's message when ``task`` fails on a user's mistake."""
+    """Exit with status 2 and the error's message when ``task`` fails on a user's mistake,
+    and with 128 + the signal's number when SIGTERM or SIGINT stops it."""
 
     @functools.wraps(task)
     def wrapper(*args, **kwargs):
         try:
-            return task(*args, **kwargs)
+            with stops_on_signals():
+                return task(*args, **kwargs)
+        except Interrupted as stop:
+            log.error(
+                "stopped by %s; no DONE written. Run the same command again to resume "
+                "after the last completed epoch.",
+                stop,
+            )
+            sys.exit(128 + stop.signum)
         except Exception as exc:
             cause = user_error(exc)
             if cause is None:

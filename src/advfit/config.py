@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from advfit.errors import ConfigError
+from advfit.errors import ConfigError, user_error
 
 #: Keys that never change a run's results: where things go, how they are shown, how many
 #: threads compute them. The one list behind run naming, the check that a run directory
@@ -70,11 +71,29 @@ def _require(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+_RANGE = re.compile(r"^\d+-\d+$")
+
+
 def _int(cfg: DictConfig, key: str) -> int:
     value = OmegaConf.select(cfg, key)
+    if isinstance(value, str) and _RANGE.match(value):
+        raise ConfigError(
+            f"{key}={value} is a range of runs: sweeping it needs -m "
+            f"(python train.py -m {key}={value})"
+        )
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(f"{key}={value!r} is invalid: an integer is required")
     return value
+
+
+def check_name(key: str, value: object) -> None:
+    """A directory name must stay inside its parent: no separators, no ``..``."""
+    name = str(value)
+    if not name or "/" in name or "\\" in name or ".." in name or name.startswith("."):
+        raise ConfigError(
+            f"{key}={value!r} is invalid: it names a directory inside the sweep directory, "
+            "so it may not be empty, start with '.', or hold '/', '\\' or '..'"
+        )
 
 
 def validate_train_config(cfg: DictConfig) -> None:
@@ -93,3 +112,38 @@ def validate_train_config(cfg: DictConfig) -> None:
     _require(epochs >= 1, f"trainer.max_epochs={epochs} is invalid: it must be >= 1")
     regime = OmegaConf.select(cfg, "regime.name")
     _require(bool(regime), "regime.name is missing: choose regime=normal or regime=overfit")
+    check_name("task_name", OmegaConf.select(cfg, "task_name"))
+    check_name("run_name", OmegaConf.select(cfg, "run_name"))
+    threads = OmegaConf.select(cfg, "cpu_threads")
+    if threads is not None:
+        _require(
+            isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1,
+            f"cpu_threads={threads!r} is invalid: null (all cores) or an integer >= 1",
+        )
+    n_images = _int(cfg, "replay.n_images")
+    _require(n_images >= 1, f"replay.n_images={n_images} is invalid: it must be >= 1")
+    for key in ("data.train_subset", "data.test_subset"):
+        subset = OmegaConf.select(cfg, key)
+        if subset is not None:
+            _require(
+                _int(cfg, key) >= 1,
+                f"{key}={subset} is invalid: use null (all) or an integer >= 1",
+            )
+    check_replay_parts(cfg)
+
+
+def check_replay_parts(cfg: DictConfig) -> None:
+    """Build the attacks and metrics once, so that their own checks run before training."""
+    from hydra.utils import instantiate
+
+    if not OmegaConf.select(cfg, "attack"):
+        raise ConfigError("attack is empty: choose one or more attacks, e.g. attack=[fgsm,pgd,cw]")
+    try:
+        instantiate(cfg.attack)
+        if OmegaConf.select(cfg, "metrics"):
+            instantiate(cfg.metrics)
+    except Exception as err:  # Hydra wraps what a constructor raises
+        cause = user_error(err)
+        if cause is None:
+            raise
+        raise cause from None

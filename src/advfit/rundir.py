@@ -7,17 +7,22 @@ torn one; ``DONE`` is written last.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import json
 import os
+import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import torch
 from omegaconf import OmegaConf
+
+from advfit.errors import RunError
 
 TRAIN_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
 DISTANCE_COLUMNS = [
@@ -140,10 +145,52 @@ class RunDir:
     def unmark_done(self) -> None:
         self.done.unlink(missing_ok=True)
 
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold ``<run>/.lock`` while this launch works on the run; a second launch of the
+        same run stops at once instead of writing the same files."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / ".lock"
+        handle = open(path, "a+")  # noqa: SIM115  (held until the context ends)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RunError(
+                f"{self.root} is being run by {holder}: {path} is locked. Wait for that launch "
+                f"to end; the lock goes with its process, so if none is running (a file system "
+                f"without working locks), delete {path}."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.seek(0)
+            handle.truncate()
+            handle.close()
+
     def read_epochs(self) -> pd.DataFrame:
+        """``epochs.csv``; an error naming it when it is not a table of epochs."""
         if not self.epochs_csv.is_file():
             return pd.DataFrame(columns=TRAIN_COLUMNS)
-        return pd.read_csv(self.epochs_csv)
+        try:
+            frame = pd.read_csv(self.epochs_csv)
+            missing = [c for c in TRAIN_COLUMNS if c not in frame.columns]
+            if missing:
+                raise ValueError(f"it lacks the columns {', '.join(missing)}")
+            epochs = frame["epoch"]
+            if len(frame) and (
+                not pd.api.types.is_integer_dtype(epochs) or epochs.tolist() != sorted(set(epochs))
+            ):
+                raise ValueError("its epoch column is not increasing whole numbers")
+        except Exception as err:
+            raise RunError(f"{self.epochs_csv} is malformed: {err}") from err
+        return frame
 
     def write_epochs(self, frame: pd.DataFrame) -> None:
         frame = frame.sort_values("epoch").reset_index(drop=True)

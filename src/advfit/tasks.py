@@ -115,13 +115,18 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     run = RunDir(cfg.paths.output_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     check_run_dir_matches(run.root, resolved)
-    if run.is_done():
-        log.info("skipping %s: it is complete (DONE exists)", run.root)
-        return run.read_summary()
-    set_cpu_threads(cfg)
+    with run.lock():
+        if run.is_done():
+            log.info("skipping %s: it is complete (DONE exists)", run.root)
+            return run.read_summary()
+        set_cpu_threads(cfg)
+        # The contract keeps the resolved config, so evaluate.py and the report need no Hydra.
+        run.write_config(resolved)
+        return fit(cfg, run, resolved)
 
-    # The contract keeps the resolved config, so evaluate.py and the report need no Hydra.
-    run.write_config(resolved)
+
+def fit(cfg: DictConfig, run: RunDir, resolved: dict[str, Any]) -> dict[str, Any]:
+    """Fit (resuming after the last completed epoch when there is one), replay, mark DONE."""
     started = time.perf_counter()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule, model = build(cfg)
@@ -132,9 +137,9 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             logger.log_hyperparams(resolved)
         resume = usable_checkpoint(run.last_checkpoint)
         if resume:
-            log.info("resuming %s from %s", run.root, resume)
+            log.info("resuming %s after epoch %d (%s)", run.root, resume[1], resume[0].name)
         fit_started = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=resume[0] if resume else None)
         if trainer.interrupted:
             raise KeyboardInterrupt
         seconds = {
@@ -160,16 +165,19 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Replay a finished or interrupted run directory with its own saved config.
 
     ``cfg.attack`` (when given) replaces the run's attacks and ``cfg.replay.n_images`` (when
-    given) its number of images; nothing is retrained. ``DONE`` is removed while the run's
-    files change and written again at the end when training had completed.
+    given) its number of images; nothing is retrained. Everything is checked first and
+    nothing changes when a check fails; ``DONE`` is removed while the run's files change and
+    written again at the end when training had completed.
     """
     run = RunDir(cfg.run_dir)
     if not run.config.is_file():
         raise RunError(f"run_dir={cfg.run_dir} is not a run directory: {run.config} is missing")
-    run_cfg = OmegaConf.load(run.config)
-    attacks_cfg = cfg.get("attack") or run_cfg.get("attack")
+    try:
+        run_cfg = OmegaConf.create(run.read_config())
+    except Exception as err:
+        raise RunError(f"{run.config} is not a readable config: {err}") from err
+    attacks = dict(instantiate(cfg.get("attack") or run_cfg.get("attack") or {}))
     n_images = cfg.replay.n_images if cfg.replay.n_images is not None else run_cfg.replay.n_images
-    attacks = dict(instantiate(attacks_cfg))
     metrics = instantiate(run_cfg.metrics) if run_cfg.get("metrics") else None
     datamodule, model = build(run_cfg)
     device = cfg.device
@@ -179,15 +187,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     replay = Replay.for_run(
         run, model.net, datamodule, attacks, n_images, metrics, cfg.progress, torch.device(device)
     )
-    was_done = run.is_done()
-    run.unmark_done()
-    wandb_run = open_wandb_run(run, run_cfg) if cfg.wandb else None
-    try:
-        result = replay()
-        log_replay(wandb_run, result)
-    finally:
-        if wandb_run is not None:
-            wandb_run.finish()
-    if was_done or len(result.epochs) >= int(run_cfg.trainer.max_epochs):
-        run.mark_done()
+    replay.check()
+    with run.lock():
+        was_done = run.is_done()
+        run.unmark_done()
+        wandb_run = open_wandb_run(run, run_cfg) if cfg.wandb else None
+        try:
+            result = replay()
+            log_replay(wandb_run, result)
+        finally:
+            if wandb_run is not None:
+                wandb_run.finish()
+        if was_done or len(result.epochs) >= int(run_cfg.trainer.max_epochs):
+            run.mark_done()
     return result.summary

@@ -14,6 +14,40 @@ from advfit.attacks import advertorch_compat  # noqa: F401  (makes advertorch im
 from advfit.errors import ConfigError
 from advfit.models.frozen import frozen
 
+#: Parameters with a range every attack shares: sizes in pixel units (pixels are in [0, 1]),
+#: counts of steps, and non-negative or positive reals.
+PIXEL_SIZES = ("eps", "eps_iter")
+COUNTS = ("nb_iter", "max_iterations", "binary_search_steps")
+NON_NEGATIVE = ("confidence",)
+POSITIVE = ("learning_rate", "initial_const")
+
+
+def _real(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def checked_parameters(name: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters above, checked and typed (an integer eps becomes a float)."""
+    out = {}
+    for key, value in params.items():
+        where = f"attack.{name}.{key}={value!r} is invalid"
+        if key in PIXEL_SIZES:
+            if not (_real(value) and 0 < value <= 1):
+                raise ConfigError(f"{where}: accepted are numbers in (0, 1] (pixels lie in [0, 1])")
+            out[key] = float(value)
+        elif key in COUNTS:
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+                raise ConfigError(f"{where}: an integer >= 1 is required")
+        elif key in NON_NEGATIVE:
+            if not (_real(value) and value >= 0):
+                raise ConfigError(f"{where}: a number >= 0 is required")
+            out[key] = float(value)
+        elif key in POSITIVE:
+            if not (_real(value) and value > 0):
+                raise ConfigError(f"{where}: a number > 0 is required")
+            out[key] = float(value)
+    return out
+
 
 class Attack:
     """An untargeted attack built from an advertorch attack class (or a compatible one).
@@ -37,9 +71,7 @@ class Attack:
             ) from err
         if int(batch_size) < 1:
             raise ConfigError(f"attack.{name}.batch_size={batch_size} is invalid: it must be >= 1")
-        for key in ("eps", "eps_iter"):
-            if key in params and not float(params[key]) >= 0:
-                raise ConfigError(f"attack.{name}.{key}={params[key]} is invalid: it must be >= 0")
+        params = {**params, **checked_parameters(name, params)}
         accepted = inspect.signature(self.cls.__init__).parameters
         unknown = sorted(set(params) - set(accepted))
         if unknown:

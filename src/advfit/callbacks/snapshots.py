@@ -13,16 +13,18 @@ log = logging.getLogger(__name__)
 
 
 class EpochSnapshots(pl.callbacks.Checkpoint):
-    """After each epoch: save the network's weights (``checkpoints/epoch_NNN.pt``, 1-based)
-    and append the epoch's ``train_loss, train_acc, val_loss, val_acc`` to ``epochs.csv``.
+    """After each epoch: save the network's weights (``checkpoints/epoch_NNN.pt``, 1-based),
+    append the epoch's ``train_loss, train_acc, val_loss, val_acc`` to ``epochs.csv``, then
+    write what resuming needs (``checkpoints/last.ckpt``: optimizer state, loop counters).
 
     The snapshots hold the plain network's ``state_dict`` only (a few hundred KB for
-    LeNet); resuming uses Lightning's ``last.ckpt`` instead. On resume, rows of epochs that
-    the restored checkpoint has not completed are dropped, so that they are written again.
+    LeNet). ``last.ckpt`` is written last, so a run killed at any moment resumes after its
+    last completed epoch: at worst it repeats one epoch, never loses a snapshot. On resume,
+    rows of epochs that the restored checkpoint has not completed are dropped, so that they
+    are written again.
 
     A ``Checkpoint`` subclass, so Lightning runs its ``on_train_epoch_end`` after the
-    LightningModule's (which logs the epoch's training metrics) and before ``last.ckpt`` is
-    written (checkpoint callbacks keep their configured order).
+    LightningModule's (which logs the epoch's training metrics).
     """
 
     def __init__(self, run_dir: str) -> None:
@@ -55,3 +57,5 @@ class EpochSnapshots(pl.callbacks.Checkpoint):
         epochs = epochs[epochs["epoch"] != epoch]
         frame = pd.DataFrame([row]) if epochs.empty else pd.concat([epochs, pd.DataFrame([row])])
         self.run.write_epochs(frame)
+        trainer.save_checkpoint(self.run.last_checkpoint)
+        log.info("epoch %d trained: %s", epoch, self.run.snapshot(epoch).name)

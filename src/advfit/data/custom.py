@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +40,11 @@ class CustomDataModule(InMemoryDataModule):
         if not self.path.is_file():
             raise DataError(
                 f"data.path={self.path} was not found (looked in {self.path.resolve()})"
+            )
+        if not zipfile.is_zipfile(self.path):
+            raise DataError(
+                f"data.path={self.path} is not an .npz file: an .npz is a zip archive of "
+                f"arrays (numpy.savez) holding {', '.join(self.KEYS)}"
             )
         try:
             with np.load(self.path, allow_pickle=False) as npz:

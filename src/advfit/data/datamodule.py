@@ -141,8 +141,16 @@ class InMemoryDataModule(pl.LightningDataModule):
         x_train, y_train, x_test, y_test = self.read()
         if self.grayscale and x_train.shape[1] == 3:
             x_train, x_test = rgb_to_grayscale(x_train), rgb_to_grayscale(x_test)
+        self.check(x_train, y_train, x_test, y_test)
         labels = y_train.numpy()
         if self.train_subset is not None:
+            classes = len(np.unique(labels))
+            if int(self.train_subset) < classes * self.n_folds:
+                raise DataError(
+                    f"data.train_subset={self.train_subset} is invalid: a stratified subset "
+                    f"of {self.name} with {classes} classes and {self.n_folds} folds needs at "
+                    f"least {classes * self.n_folds} images (or null for all)"
+                )
             keep = torch.as_tensor(stratified_subset(labels, int(self.train_subset), self.seed))
             x_train, y_train = x_train[keep], y_train[keep]
             labels = y_train.numpy()
@@ -168,6 +176,27 @@ class InMemoryDataModule(pl.LightningDataModule):
             len(self.y_test),
             tuple(self.input_shape),
         )
+
+    def check(self, x_train, y_train, x_test, y_test) -> None:
+        """What can be seen of the data at load time, before any training."""
+        classes = np.unique(y_train.numpy())
+        if len(classes) < 2:
+            raise DataError(
+                f"{self.name}: the training set holds a single class ({classes.tolist()}); "
+                "classification needs at least 2"
+            )
+        if tuple(x_train.shape[1:]) != tuple(x_test.shape[1:]):
+            raise DataError(
+                f"{self.name}: training images have shape {tuple(x_train.shape[1:])} but test "
+                f"images {tuple(x_test.shape[1:])}; both splits need the same channels and size"
+            )
+        unseen = sorted(set(np.unique(y_test.numpy()).tolist()) - set(classes.tolist()))
+        if unseen:
+            log.warning(
+                "%s: test labels %s never occur in the training set; the model cannot predict them",
+                self.name,
+                unseen,
+            )
 
     @property
     def input_shape(self) -> tuple[int, int, int]:

@@ -60,6 +60,12 @@ def check_settings(
         metrics.check_size(n_test)
 
 
+def _span(epochs: list[int]) -> str:
+    if epochs and epochs == list(range(epochs[0], epochs[-1] + 1)):
+        return f"{epochs[0]}-{epochs[-1]}"
+    return ",".join(map(str, epochs)) or "none"
+
+
 class Replay:
     """Craft each attack against the best snapshot and replay every set on every snapshot.
 
@@ -129,6 +135,13 @@ class Replay:
             raise ReplayError(
                 f"{self.run.root} is not a trained run: it has "
                 f"{len(epochs)} epochs in epochs.csv and {len(snapshots)} snapshots in checkpoints/"
+            )
+        if sorted(snapshots) != epochs["epoch"].tolist():
+            raise ReplayError(
+                f"{self.run.epochs_csv} lists epochs {_span(epochs['epoch'].tolist())} but "
+                f"{self.run.checkpoints} holds the snapshots of epochs {_span(list(snapshots))}: "
+                "the run directory is inconsistent, so its best epoch cannot be trusted. "
+                "Run train.py with the run's config to finish it, or remove the run."
             )
         best = self.run.best_epoch()
         if best not in snapshots:

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from advfit.config import PER_FOLD, is_result_neutral
-from advfit.rundir import RunDir
+from advfit.errors import RunError
+from advfit.rundir import TRAIN_COLUMNS, RunDir
 from advfit.sweep import flatten
 
 
@@ -47,12 +48,42 @@ class Sweep:
 
 def _read_csv(path: Path) -> pd.DataFrame:
     try:
-        frame = pd.read_csv(path)
+        return pd.read_csv(path)
     except Exception as err:
         raise ReportError(f"{path} is corrupt: {err}") from err
-    if path.name == "epochs.csv" and ("epoch" not in frame.columns or frame.empty):
-        raise ReportError(f"{path} is corrupt: it has no epoch rows")
+
+
+def _read_epochs(run: RunDir, best_epoch: Any) -> pd.DataFrame:
+    """A finished run's epochs.csv, refused with a one-line error when it is incomplete."""
+    try:
+        frame = run.read_epochs()
+    except RunError as err:
+        raise ReportError(str(err)) from err
+    if frame.empty:
+        raise ReportError(f"{run.epochs_csv} is corrupt: it has no epoch rows")
+    if frame[TRAIN_COLUMNS].isna().any().any() or frame["epoch"].tolist() != list(
+        range(1, len(frame) + 1)
+    ):
+        raise ReportError(
+            f"{run.epochs_csv} is corrupt: its rows are not epochs 1..{len(frame)} with every "
+            "training column filled (a cut or edited file?)"
+        )
+    if best_epoch not in frame["epoch"].tolist():
+        raise ReportError(f"{run.epochs_csv} lacks the best epoch ({best_epoch}) of summary.json")
     return frame
+
+
+def _as_replayed(config: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """The config with the attacks and sources its last replay really used (``evaluate.py``
+    may have replayed other attacks than the run was trained with), so that runs whose
+    replays differ are never pooled."""
+    replay = summary.get("replay")
+    if not replay or "attacks" not in replay:
+        return config
+    config = dict(config)
+    config["attack"] = replay["attacks"]
+    config["replay"] = {**config.get("replay", {}), "n_images": replay.get("n_requested")}
+    return config
 
 
 def read_run(root: Path) -> Run:
@@ -61,20 +92,28 @@ def read_run(root: Path) -> Run:
         summary = json.loads(run.summary_json.read_text())
     except Exception as err:
         raise ReportError(f"{run.summary_json} is unreadable: {err}") from err
-    config = run.read_config() if run.config.is_file() else {}
+    try:
+        config = run.read_config() if run.config.is_file() else {}
+    except Exception as err:
+        raise ReportError(f"{run.config} is unreadable: {err}") from err
     distances = _read_csv(run.distances_csv) if run.distances_csv.is_file() else pd.DataFrame()
-    return Run(root, summary, config, _read_csv(run.epochs_csv), distances)
+    epochs = _read_epochs(run, summary.get("best_epoch"))
+    return Run(root, summary, _as_replayed(config, summary), epochs, distances)
 
 
 def collect(paths: list[Path]) -> Sweep:
     """Every run directory with DONE under ``paths``; those without DONE are counted."""
-    runs, unfinished = [], []
+    runs, unfinished, seen = [], [], set()
     for path in paths:
         path = Path(path)
         if not path.exists():
             raise ReportError(f"{path} does not exist")
         for epochs in sorted(path.rglob("epochs.csv")):
-            if (epochs.parent / "DONE").is_file():
+            root = epochs.parent.resolve()
+            if root in seen:  # the same run reached through two of the paths given
+                continue
+            seen.add(root)
+            if (root / "DONE").is_file():
                 runs.append(read_run(epochs.parent))
             else:
                 unfinished.append(epochs.parent)

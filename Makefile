@@ -5,17 +5,20 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST := /usr/share/datasets/fashion-mnist
 ARGS ?=
-# The sweep the report targets read: the most recently changed one under multirun/.
-SWEEP ?= $(shell ls -td multirun/*/ 2>/dev/null | head -n 1)
+# The sweep the report targets read: the newest directory under multirun/ that holds
+# finished runs (a report's own output directory holds none).
+SWEEP ?= $(shell for d in $$(ls -td multirun/*/ 2>/dev/null); do \
+  if find "$$d" -name DONE -print -quit | grep -q .; then echo "$$d"; break; fi; done)
 REPORT = $(PY) -m advfit.report $(SWEEP)
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-fast lint format train demo paper report figures tables bench clean
 
 help: ## List the targets
-	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/^fig%:/fig3..fig10:/' \
+	  | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-install: $(STAMP) ## Create .venv, install advfit with its dev tools (and Fashion-MNIST on Debian)
+install: $(STAMP) ## Create .venv, install advfit with its dev tools (and Fashion-MNIST, Chromium on Debian)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -25,6 +28,11 @@ $(STAMP): pyproject.toml
 	  echo "installing Debian's dataset-fashion-mnist"; \
 	  (apt-get update -q && apt-get install -y -q dataset-fashion-mnist) >/dev/null \
 	  || echo "warning: could not install dataset-fashion-mnist; torchvision will download Fashion-MNIST"; \
+	fi
+	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium (the report's browser test)"; \
+	  (apt-get update -q && apt-get install -y -q chromium) >/dev/null \
+	  || echo "warning: could not install chromium; the browser test will be skipped"; \
 	fi
 	@touch $(STAMP)
 

@@ -41,7 +41,10 @@ def test_model_trainer_callbacks_loggers_instantiate(tmp_path, regime, logger):
     net = instantiate(cfg.model.net, input_shape=[1, 28, 28], num_classes=10)
     model = instantiate(cfg.model, net=net)
     optimizer = model.configure_optimizers()
-    assert optimizer.param_groups[0]["lr"] == {"normal": 1e-5, "overfit": 0.0024}[regime]
+    assert (
+        optimizer.param_groups[0]["lr"]
+        == {"normal": 1e-5, "overfit": 0.0024, "normal_demo": 1e-4}[regime]
+    )
     loggers = instantiate_group(cfg.logger)
     trainer = build_trainer(cfg, loggers)
     assert isinstance(trainer, pl.Trainer) and trainer.max_epochs == 2

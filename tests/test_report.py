@@ -165,8 +165,11 @@ def test_report_end_to_end_writes_figures_tables_and_verdict(sweep):
     text = (out / "report.md").read_text()
     assert "left out (no DONE): 1" in text
     # The fixture follows the paper's trend in both regimes.
-    assert "- cifar10, normal, fgsm: **holds**" in text
-    assert "- cifar10, overfit, fgsm: **holds**" in text
+    assert "- cifar10, normal, fgsm: holds: ASR rises with test accuracy" in text
+    assert "- cifar10, overfit, fgsm: holds: validation accuracy falls" in text
+    assert (
+        "| **holds** |" in text and "*Figure 4. Progression in the no-overfitting regime.*" in text
+    )
     # (50 x 8 + 60 x 9 + 70 x 10) / 180 = 9.11, pooled std 0.95 (see the test above).
     table = (out / "distances.md").read_text()
     assert "| 700.00 ± 10.00 | 9.11 ± 0.95 | 0.30 ± 0.00 |" in table
@@ -200,5 +203,106 @@ def test_bad_input(tmp_path):
         collect([tmp_path])
     run = write_run(tmp_path, "cifar10", "normal", 0, trend("normal", 0))
     run.epochs_csv.write_text("garbage\n")
-    with pytest.raises(ReportError, match=r"epochs.csv is corrupt"):
+    with pytest.raises(ReportError, match=r"epochs.csv is malformed: it lacks the columns"):
         collect([tmp_path])
+
+
+def fold_curves(regime: str, slopes: list[float]) -> list[pd.DataFrame]:
+    """Per-fold curves whose ASR follows test accuracy with the fold's ``slope`` plus a fixed
+    wiggle, so each fold has its own Spearman rho (normal regime), or whose ASR moves by
+    ``slope`` per epoch after the best epoch, 4 (overfit regime)."""
+    e = np.arange(1, 13)
+    frames = []
+    for fold, slope in enumerate(slopes):
+        wiggle = 0.04 * np.sin(e * (fold + 1.3))
+        if regime == "normal":
+            val = test = 0.3 + 0.04 * e
+            asr = 0.5 + slope * (e - 6) + wiggle
+        else:
+            val = test = np.where(e <= 4, 0.5 + 0.05 * e, 0.7 - 0.02 * (e - 4))
+            asr = np.where(e <= 4, 0.6, 0.6 + slope * (e - 4)) + 0.2 * wiggle
+        frames.append(
+            pd.DataFrame(
+                {
+                    "epoch": e,
+                    "train_loss": 1.0 / e,
+                    "train_acc": 0.5 + 0.04 * e,
+                    "val_loss": 1 - val,
+                    "val_acc": val,
+                    "test_acc": test,
+                    "asr_fgsm": asr,
+                }
+            )
+        )
+    return frames
+
+
+def hand_interval(values: list[float]) -> tuple[float, float, float]:
+    from scipy.stats import t
+
+    x = np.asarray(values)
+    half = t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x))
+    return x.mean(), x.mean() - half, x.mean() + half
+
+
+@pytest.mark.parametrize(
+    ("slopes", "expected", "agreeing"),
+    [
+        ([0.05, 0.04, 0.06, 0.05, 0.03], "holds", "5 of 5 folds"),
+        ([0.05, -0.04, 0.06, -0.05, 0.01], "undetermined", None),
+        ([-0.05, -0.04, -0.06, -0.05, -0.03], "does not hold", "0 of 5 folds"),
+    ],
+)
+def test_normal_regime_verdict_reads_the_interval_over_folds(tmp_path, slopes, expected, agreeing):
+    from scipy.stats import spearmanr
+
+    runs = [
+        write_run(tmp_path, "cifar10", "normal", f, frame)
+        for f, frame in enumerate(fold_curves("normal", slopes))
+    ]
+    t = Thresholds()
+    row = verdict("normal", collect([tmp_path]).groups()[("cifar10", "normal")], t).iloc[0]
+    rhos = []
+    for run in runs:
+        e = run.read_epochs().query("epoch >= 5")
+        rhos.append(spearmanr(e["test_acc"], e["asr_fgsm"]).statistic)
+    mean, low, high = hand_interval(rhos)
+    low, high = max(low, -1.0), min(high, 1.0)  # rho lies in [-1, 1]
+    assert (row["rho_mean"], row["rho_low"], row["rho_high"]) == pytest.approx((mean, low, high))
+    assert row["holds"] == expected
+    n_agree = sum(r >= t.min_rho for r in rhos)
+    assert row["folds_agreeing"] == (agreeing or f"{n_agree} of 5 folds")
+    assert expected != "undetermined" or low < t.min_rho < high
+
+
+@pytest.mark.parametrize(
+    ("slopes", "expected"),
+    [
+        ([-0.02, -0.01, -0.015, -0.02, -0.01], "holds"),
+        ([0.03, 0.02, 0.04, 0.03, 0.025], "does not hold"),
+        ([0.03, -0.03, 0.02, -0.02, 0.0], "undetermined"),
+    ],
+)
+def test_overfit_regime_verdict_reads_the_interval_of_the_asr_change(tmp_path, slopes, expected):
+    runs = [
+        write_run(tmp_path, "cifar10", "overfit", f, frame)
+        for f, frame in enumerate(fold_curves("overfit", slopes))
+    ]
+    row = verdict("overfit", collect([tmp_path]).groups()[("cifar10", "overfit")], Thresholds())
+    row = row.iloc[0]
+    changes = []
+    for run in runs:
+        e = run.read_epochs().set_index("epoch")
+        changes.append(e.loc[12, "asr_fgsm"] - e.loc[4, "asr_fgsm"])  # best epoch 4, last 12
+    mean, low, high = hand_interval(changes)
+    assert (row["asr_change_best_to_last"], row["asr_change_low"], row["asr_change_high"]) == (
+        pytest.approx((mean, low, high))
+    )
+    assert row["holds"] == expected, row["claim"]
+
+
+def test_two_epochs_or_one_fold_are_undetermined_with_the_reason(tmp_path):
+    write_run(tmp_path, "cifar10", "normal", 0, trend("normal", 0))
+    row = verdict("normal", collect([tmp_path]).groups()[("cifar10", "normal")], Thresholds())
+    assert row.iloc[0]["holds"] == "undetermined"
+    assert "in at least 2 folds; 1 fold(s) have them" in row.iloc[0]["claim"]

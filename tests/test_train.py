@@ -107,25 +107,29 @@ QUICK_REPLAY = [
 
 
 @pytest.mark.slow
-def test_overfit_regime_opens_a_gap_the_normal_regime_does_not(tmp_path, fmnist_dir):
-    gaps = {}
-    for regime in ("normal", "overfit"):
+def test_the_demos_settings_give_the_two_regimes_their_shapes(tmp_path, fmnist_dir):
+    """experiment=demo's data, epochs and learning rates, one fold of each regime (its replay
+    cut to one attack and no metrics): the overfitting regime peaks well before the last
+    epoch while training accuracy keeps rising; the normal regime rises to the end."""
+    curves = {}
+    for regime in ("normal_demo", "overfit"):
         cfg = compose_cfg(
-            [
-                f"regime={regime}",
-                "trainer.max_epochs=40",
-                "data.train_subset=1000",
-                *QUICK_REPLAY,
-                "metrics.clever=null",
-            ],
+            ["experiment=demo", f"regime={regime}", "fold=0", *QUICK_REPLAY[:-1], "metrics=none"],
             tmp_path / regime,
             data_dir=fmnist_dir,
         )
         train(cfg)
-        last = RunDir(cfg.paths.output_dir).read_epochs().iloc[-1]
-        gaps[regime] = last["train_acc"] - last["val_acc"]
-    assert gaps["overfit"] > 0.1, gaps
-    assert abs(gaps["normal"]) < 0.05, gaps
+        run = RunDir(cfg.paths.output_dir)
+        curves[regime] = (run.read_epochs().set_index("epoch"), run.best_epoch())
+    epochs, best = curves["overfit"]
+    last = int(epochs.index.max())
+    assert last == 40 and best <= last - 5, best
+    assert epochs.loc[last, "train_acc"] - epochs.loc[best, "train_acc"] > 0.05
+    assert epochs.loc[last, "train_acc"] - epochs.loc[last, "val_acc"] > 0.15  # the gap
+    epochs, best = curves["normal_demo"]
+    assert epochs.loc[last, "val_acc"] - epochs.loc[5, "val_acc"] > 0.3  # it learns
+    assert abs(epochs.loc[last, "train_acc"] - epochs.loc[last, "val_acc"]) < 0.05  # together
+    assert best >= last - 10  # still near its best at the end
 
 
 def test_same_seed_same_numbers(tmp_path, fmnist_dir):

@@ -132,6 +132,13 @@ def validate_train_config(cfg: DictConfig) -> None:
     check_replay_parts(cfg)
 
 
+def metrics_on(cfg: DictConfig) -> bool:
+    """True unless metrics=none/null; keys an experiment sets under metrics (its n_images,
+    say) do not switch them back on."""
+    metrics = OmegaConf.select(cfg, "metrics")
+    return bool(metrics) and "_target_" in metrics
+
+
 def check_replay_parts(cfg: DictConfig) -> None:
     """Build the attacks and metrics once, so that their own checks run before training."""
     from hydra.utils import instantiate
@@ -140,7 +147,7 @@ def check_replay_parts(cfg: DictConfig) -> None:
         raise ConfigError("attack is empty: choose one or more attacks, e.g. attack=[fgsm,pgd,cw]")
     try:
         instantiate(cfg.attack)
-        if OmegaConf.select(cfg, "metrics"):
+        if metrics_on(cfg):
             instantiate(cfg.metrics)
     except Exception as err:  # Hydra wraps what a constructor raises
         cause = user_error(err)

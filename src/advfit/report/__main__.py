@@ -6,9 +6,8 @@ python -m advfit.report multirun/demo [more sweeps...] [--out DIR] [--only fig3,
 from __future__ import annotations
 
 import argparse
-import base64
-import html
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +15,16 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from advfit.report.collect import ReportError, aggregate, collect, pooled_distances
+from advfit.report.document import (
+    Bullets,
+    Code,
+    Heading,
+    Image,
+    Para,
+    Table,
+    to_html,
+    to_markdown,
+)
 from advfit.report.figures import FIGURES, draw
 from advfit.report.verdict import Thresholds, verdict
 
@@ -29,6 +38,41 @@ def panel_title(key: tuple, group_keys: list[str]) -> str:
 
 def fmt(mean: float, std: float, digits: int = 2) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def interval(mean: float, low: float, high: float) -> str:
+    if pd.isna(mean):
+        return ""
+    if pd.isna(low):
+        return f"{mean:+.3f}"
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
+
+
+def verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The verdict as shown: each mean with its 95% interval, the folds that agree."""
+    return pd.DataFrame(
+        {
+            "dataset": verdicts["dataset"],
+            "regime": verdicts["regime"],
+            "attack": verdicts["attack"],
+            "folds": verdicts["folds"],
+            "rho(test acc, ASR) [95% CI]": [
+                interval(*r)
+                for r in zip(verdicts.rho_mean, verdicts.rho_low, verdicts.rho_high, strict=True)
+            ],
+            "ASR change best->last [95% CI]": [
+                interval(*r)
+                for r in zip(
+                    verdicts.asr_change_best_to_last,
+                    verdicts.asr_change_low,
+                    verdicts.asr_change_high,
+                    strict=True,
+                )
+            ],
+            "agreeing": verdicts["folds_agreeing"],
+            "verdict": verdicts["holds"],
+        }
+    )
 
 
 def build(paths: list[Path], out: Path, only: set[str] | None, thresholds: Thresholds) -> Path:
@@ -48,12 +92,16 @@ def build(paths: list[Path], out: Path, only: set[str] | None, thresholds: Thres
     for name, figure in FIGURES.items():
         if not wanted(name):
             continue
-        panels = {
-            panel_title(k, sweep.group_keys) + ("" if figure.regime else f", {k[1]}"): t
-            for k, t in tables.items()
+        keys = {
+            panel_title(k, sweep.group_keys) + ("" if figure.regime else f", {k[1]}"): k
+            for k in tables
             if figure.regime in (None, k[1])
         }
-        if draw(figure, panels, out) is not None:
+        best = {
+            title: sorted({int(r.summary["best_epoch"]) for r in groups[k]})
+            for title, k in keys.items()
+        }
+        if draw(figure, {title: tables[k] for title, k in keys.items()}, out, best) is not None:
             figures.append(figure)
 
     distance_rows, verdict_rows = [], []
@@ -73,106 +121,102 @@ def build(paths: list[Path], out: Path, only: set[str] | None, thresholds: Thres
             )
     distances = pd.DataFrame(distance_rows)
     verdicts = pd.DataFrame(verdict_rows)
-    if wanted("tables") and not distances.empty:
-        distances.to_csv(out / "distances.csv", index=False)
+    shown = None
+    if not distances.empty:
         shown = distances.assign(
             L0=[fmt(m, s) for m, s in zip(distances.l0_mean, distances.l0_std, strict=True)],
             L2=[fmt(m, s) for m, s in zip(distances.l2_mean, distances.l2_std, strict=True)],
             Linf=[fmt(m, s) for m, s in zip(distances.linf_mean, distances.linf_std, strict=True)],
         )[["dataset", "regime", "attack", "folds", "n", "n_fooled", "L0", "L2", "Linf"]]
-        (out / "distances.md").write_text(shown.to_markdown(index=False) + "\n")
-        (out / "distances.tex").write_text(shown.to_latex(index=False))
+        if wanted("tables"):
+            distances.to_csv(out / "distances.csv", index=False)
+            (out / "distances.md").write_text(shown.to_markdown(index=False) + "\n")
+            (out / "distances.tex").write_text(shown.to_latex(index=False))
     if not verdicts.empty:
         verdicts.to_csv(out / "verdict.csv", index=False)
+        shown_verdict = verdict_table(verdicts)
+        (out / "verdict.md").write_text(
+            shown_verdict.to_markdown(index=False)
+            + "\n\n"
+            + "\n".join(
+                f"- {r['dataset']}, {r['regime']}, {r['attack']}: {r['holds']}: {r['claim']}"
+                for r in verdicts.to_dict("records")
+            )
+            + "\n"
+        )
 
+    blocks = document(paths, out, sweep, groups, thresholds, verdicts, shown, figures)
     report = out / "report.md"
-    lines = [
-        "# advfit report",
-        "",
-        f"Sweeps: {', '.join(str(Path(p).resolve()) for p in paths)}",
-        f"Finished runs: {len(sweep.runs)}; left out (no DONE): {len(sweep.unfinished)}",
-        f"Groups split by: dataset, regime{''.join(', ' + k for k in sweep.group_keys)}",
-        "",
-        "## Verdict",
-        "",
-        f"Spearman rho between test accuracy and ASR from epoch {thresholds.first_epoch} on, "
-        "mean over folds; ASR change from the best epoch to the last.",
-        "",
-        verdicts.drop(columns=["claim"]).to_markdown(index=False, floatfmt=".3f")
-        if not verdicts.empty
-        else "(none)",
-        "",
-        *[
-            f"- {r['dataset']}, {r['regime']}, {r['attack']}: **{r['holds']}** — {r['claim']}"
-            for r in verdict_rows
-        ],
-        "",
-        "## Distances (Tables 2-5)",
-        "",
-        (out / "distances.md").read_text() if (out / "distances.md").is_file() else "(none)",
-        "",
-        "## Figures",
-        "",
-        *[f"![{f.caption}]({f.name}.png)" for f in figures],
-        "",
-        "## Runs",
-        "",
-        pd.DataFrame(
-            [
-                {
-                    "run": str(r.root),
-                    "seed": r.summary.get("seed"),
-                    "fold": r.fold,
-                    "lr": r.summary.get("lr"),
-                    "best_epoch": r.summary.get("best_epoch"),
-                    "torch": r.summary.get("versions", {}).get("torch"),
-                    "advertorch": r.summary.get("versions", {}).get("advertorch"),
-                }
-                for r in sweep.runs
-            ]
-        ).to_markdown(index=False),
-        "",
-        "## Configs",
-        "",
-        "The resolved config of the first run of each group (its folds differ in `fold` only).",
-        "",
-    ]
-    for key, runs in groups.items():
-        config = OmegaConf.to_yaml(OmegaConf.create(runs[0].config)).rstrip()
-        title = f"### {panel_title(key, sweep.group_keys)}, {key[1]}"
-        lines += [title, "", "```yaml", config, "```", ""]
-    report.write_text("\n".join(lines))
-    write_html(out, lines)
+    report.write_text(to_markdown(blocks))
+    (out / "report.html").write_text(to_html(blocks, out, "advfit report"))
     return report
 
 
-def write_html(out: Path, lines: list[str]) -> None:
-    """A self-contained page: the report's text, and every figure embedded as PNG."""
-    body, code = [], None
-    for line in lines:
-        if line.startswith("```"):
-            if code is None:
-                code = []
-            else:
-                body.append(f"<pre>{html.escape(chr(10).join(code))}</pre>")
-                code = None
-            continue
-        if code is not None:
-            code.append(line)
-        elif line.startswith("!["):
-            alt, path = line[2:-1].split("](")
-            data = base64.b64encode((out / path).read_bytes()).decode()
-            body.append(f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}">')
-        elif line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line.lstrip('#').strip())}</h{level}>")
-        elif line.strip():
-            body.append(f"<pre>{html.escape(line)}</pre>")
-    (out / "report.html").write_text(
-        "<!doctype html><meta charset='utf-8'><title>advfit report</title>"
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}img{max-width:100%}</style>"
-        + "\n".join(body)
+def document(paths, out, sweep, groups, thresholds, verdicts, distances, figures) -> list:
+    """The report's content, the same for report.md and report.html."""
+    blocks: list = [
+        Heading(1, "advfit report"),
+        Para(f"Sweeps: {', '.join(str(Path(p).resolve()) for p in paths)}"),
+        Para(
+            f"Finished runs: {len(sweep.runs)}; left out (no DONE): {len(sweep.unfinished)}. "
+            f"Groups split by: dataset, regime{''.join(', ' + k for k in sweep.group_keys)}."
+        ),
+        Heading(2, "Verdict"),
+        Para(
+            "Does ASR rise with test accuracy in the normal regime (Spearman rho from epoch "
+            f"{thresholds.first_epoch} on at least {thresholds.min_rho}), and does it not rise "
+            f"by more than {thresholds.max_asr_rise} after the best epoch in the overfitting "
+            "regime? Means over folds with 95% Student-t intervals over folds; the verdict is "
+            "read from the interval (see the README's rule)."
+        ),
+    ]
+    if verdicts.empty:
+        blocks.append(Para("(no verdict: no attack columns)"))
+    else:
+        blocks += [
+            Table(verdict_table(verdicts), badge="verdict"),
+            Bullets(
+                tuple(
+                    f"{r['dataset']}, {r['regime']}, {r['attack']}: {r['holds']}: {r['claim']}"
+                    for r in verdicts.to_dict("records")
+                )
+            ),
+        ]
+    blocks.append(Heading(2, "Distances (Tables 2-5)"))
+    blocks.append(Table(distances) if distances is not None else Para("(none)"))
+    blocks.append(Heading(2, "Figures"))
+    blocks.append(
+        Para(
+            "Lines: mean across folds; bars: one std; dotted verticals: each fold's best "
+            "epoch, where the attacks were crafted."
+        )
     )
+    blocks += [Image(f"{f.name}.png", f.caption) for f in figures]
+    runs = pd.DataFrame(
+        [
+            {
+                "run": r.root.name,
+                "path": Path(os.path.relpath(r.root.resolve(), out.resolve())).as_posix(),
+                "seed": r.summary.get("seed"),
+                "fold": r.fold,
+                "lr": r.summary.get("lr"),
+                "best_epoch": r.summary.get("best_epoch"),
+                "torch": r.summary.get("versions", {}).get("torch"),
+                "advertorch": r.summary.get("versions", {}).get("advertorch"),
+            }
+            for r in sweep.runs
+        ]
+    )
+    blocks += [Heading(2, "Runs"), Table(runs, links=(("run", "path"),))]
+    blocks += [
+        Heading(2, "Configs"),
+        Para("The resolved config of the first run of each group (its folds differ in fold only)."),
+    ]
+    for key, group in groups.items():
+        config = OmegaConf.to_yaml(OmegaConf.create(group[0].config)).rstrip()
+        title = f"{panel_title(key, sweep.group_keys)}, {key[1]}"
+        blocks += [Heading(3, title), Code(config, "yaml")]
+    return blocks
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,7 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     except ReportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    verdict_md = report.parent / "verdict.md"
+    if verdict_md.is_file():
+        print("\nVerdict (means over folds with 95% intervals):\n")
+        print(verdict_md.read_text())
     print(f"report: {report.resolve()}")
+    print(f"report: {report.with_suffix('.html').resolve()}")
     return 0
 
 

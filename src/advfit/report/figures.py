@@ -60,26 +60,44 @@ class Figure:
 FIGURES: dict[str, Figure] = {
     f.name: f
     for f in [
-        Figure("fig3", "Training curves, normal regime", TRAINING, "accuracy", "normal"),
-        Figure("fig4", "Test accuracy and ASR, normal regime", None, "accuracy / ASR", "normal"),
-        Figure("fig5", "CLEVER, normal regime", {"clever": "CLEVER"}, "CLEVER score", "normal"),
+        Figure("fig3", "Training progress for normal training.", TRAINING, "accuracy", "normal"),
+        Figure(
+            "fig4", "Progression in the no-overfitting regime.", None, "accuracy / ASR", "normal"
+        ),
+        Figure(
+            "fig5",
+            "CLEVER metrics without overfitting.",
+            {"clever": "CLEVER"},
+            "CLEVER score",
+            "normal",
+        ),
         Figure(
             "fig6",
-            "Loss sensitivity and empirical robustness, normal regime",
+            "Adversarial metrics without overfitting.",
             SENSITIVITY,
             "value",
             "normal",
         ),
-        Figure("fig7", "Training curves, overfitting regime", TRAINING, "accuracy", "overfit"),
         Figure(
-            "fig8", "Test accuracy and ASR, overfitting regime", None, "accuracy / ASR", "overfit"
+            "fig7", "Training curve for the overfitting regime.", TRAINING, "accuracy", "overfit"
         ),
         Figure(
-            "fig9", "CLEVER, overfitting regime", {"clever": "CLEVER"}, "CLEVER score", "overfit"
+            "fig8",
+            "Attack Success Rate vs Test Accuracy in overfitting regime.",
+            None,
+            "accuracy / ASR",
+            "overfit",
+        ),
+        Figure(
+            "fig9",
+            "CLEVER metrics with overfitting.",
+            {"clever": "CLEVER"},
+            "CLEVER score",
+            "overfit",
         ),
         Figure(
             "fig10",
-            "Loss sensitivity and empirical robustness, overfitting regime",
+            "Adversarial metrics with overfitting.",
             SENSITIVITY,
             "value",
             "overfit",
@@ -89,13 +107,17 @@ FIGURES: dict[str, Figure] = {
 
 
 def draw(
-    figure: Figure | str | int, panels: dict[str, pd.DataFrame], out: Path
+    figure: Figure | str | int,
+    panels: dict[str, pd.DataFrame],
+    out: Path,
+    best_epochs: dict[str, list[int]] | None = None,
 ) -> plt.Figure | None:
     """``figure`` (a :class:`Figure`, its name, or the paper's number) with one panel per
     group; None when nothing is drawable.
 
     ``panels`` maps a panel title (dataset, and regime or swept keys) to its aggregated
-    table. Writes ``<name>.png`` and ``.pdf`` under ``out``.
+    table; ``best_epochs`` each panel's best epochs (one per fold, where the attacks were
+    crafted), drawn as dotted verticals. Writes ``<name>.png`` and ``.pdf`` under ``out``.
     """
     if not isinstance(figure, Figure):
         figure = FIGURES[figure if isinstance(figure, str) else f"fig{figure}"]
@@ -115,12 +137,18 @@ def draw(
                 capsize=2,
                 marker=".",
             )
+        for i, epoch in enumerate((best_epochs or {}).get(panel, [])):
+            label = "best epoch (per fold)" if i == 0 else None
+            ax.axvline(epoch, color="grey", linestyle=":", linewidth=1.2, label=label)
         ax.set_title(f"{panel} ({folds} fold{'s' if folds != 1 else ''})")
         ax.set_xlabel("epoch")
         ax.set_ylabel(figure.ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"{figure.caption}\nlines: mean across folds; bars: one std", fontsize=9)
+    fig.suptitle(
+        f"{figure.caption}\nlines: mean across folds; bars: one std; dotted: best epochs",
+        fontsize=9,
+    )
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
     for suffix in ("png", "pdf"):

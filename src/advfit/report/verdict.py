@@ -1,14 +1,26 @@
-"""A verdict the paper leaves to the reader: does its claim hold on this sweep?"""
+"""A verdict the paper leaves to the reader: does its claim hold on this sweep, and how sure is it?
+
+Per fold: Spearman rho(test accuracy, ASR) over the epochs from ``first_epoch`` on, and the
+changes from the best epoch (where the attacks were crafted) to the last: ASR and validation
+accuracy. Across folds: the mean with a 95% Student-t confidence interval over the folds
+(mean +- t(0.975, n - 1) * s / sqrt(n), s with ddof 1) and how many folds agree. The claim is
+decided from the interval alone: it holds when the whole interval is on the claim's side of
+the threshold, does not hold when the whole interval is on the other side, and is
+undetermined when the interval spans the threshold or there are too few folds or epochs.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
+from scipy import stats
 
 from advfit.report.collect import Run
+
+HOLDS, FAILS, UNDETERMINED = "holds", "does not hold", "undetermined"
 
 
 @dataclass
@@ -16,10 +28,10 @@ class Thresholds:
     """When the claim counts as holding (all configurable on the command line).
 
     first_epoch: epochs before it are left out (the paper discards the unstable first ones).
-    min_rho: normal regime: mean Spearman rho(test_acc, ASR) must be at least this.
+    min_rho: normal regime: Spearman rho(test_acc, ASR) must be at least this.
     max_asr_rise: overfit regime: ASR may rise by at most this from the best epoch to the last.
     min_val_drop: overfit regime: validation accuracy must fall by at least this from the
-        best epoch to the last.
+        best epoch to the last (else the runs did not overfit and the claim is not tested).
     """
 
     first_epoch: int = 5
@@ -28,51 +40,158 @@ class Thresholds:
     min_val_drop: float = 0.01
 
 
+@dataclass(frozen=True)
+class Interval:
+    """Mean over folds with its 95% Student-t confidence interval."""
+
+    mean: float
+    low: float
+    high: float
+    n: int
+
+    @classmethod
+    def over(
+        cls,
+        values: list[float],
+        confidence: float = 0.95,
+        bounds: tuple[float, float] | None = None,
+    ) -> Interval:
+        """The t interval of the non-NaN ``values``; ``bounds`` clip it to a quantity's range
+        (rho lies in [-1, 1])."""
+        x = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
+        if len(x) == 0:
+            return cls(math.nan, math.nan, math.nan, 0)
+        mean = float(x.mean())
+        if len(x) < 2:
+            return cls(mean, math.nan, math.nan, len(x))
+        half = stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+        low, high = mean - half, mean + half
+        if bounds is not None:
+            low, high = max(low, bounds[0]), min(high, bounds[1])
+        return cls(mean, low, high, len(x))
+
+    def side(self, threshold: float, above_holds: bool) -> str:
+        """HOLDS when the interval lies on the claim's side of ``threshold`` (above it, or
+        at or below it), FAILS on the other, UNDETERMINED when it spans it or is undefined."""
+        if math.isnan(self.low):
+            return UNDETERMINED
+        if above_holds:
+            return (
+                HOLDS if self.low > threshold else FAILS if self.high < threshold else UNDETERMINED
+            )
+        return HOLDS if self.high <= threshold else FAILS if self.low > threshold else UNDETERMINED
+
+    def __str__(self) -> str:
+        if math.isnan(self.low):
+            return f"{self.mean:+.3f} (n={self.n}, no interval)"
+        return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
+
+
 def attack_columns(runs: list[Run]) -> list[str]:
-    return [c for c in runs[0].epochs.columns if c.startswith("asr_")]
+    """The ASR columns every run of the group has (a run replayed with fewer attacks by
+    evaluate.py leaves the others out of the group's verdict)."""
+    shared = [c for c in runs[0].epochs.columns if c.startswith("asr_")]
+    return [c for c in shared if all(c in run.epochs.columns for run in runs)]
+
+
+def per_fold(run: Run, column: str, t: Thresholds) -> dict[str, float]:
+    """One fold's rho (NaN with fewer than 3 varying epochs) and best -> last changes."""
+    e = run.epochs[run.epochs["epoch"] >= t.first_epoch].dropna(subset=["test_acc", column])
+    rho = math.nan
+    if len(e) >= 3 and e["test_acc"].nunique() > 1 and e[column].nunique() > 1:
+        rho = float(stats.spearmanr(e["test_acc"], e[column]).statistic)
+    epochs = run.epochs.set_index("epoch")
+    best, last = int(run.summary["best_epoch"]), int(epochs.index.max())
+    return {
+        "fold": run.fold,
+        "rho": rho,
+        "asr_change": float(epochs.loc[last, column] - epochs.loc[best, column]),
+        "val_drop": float(epochs.loc[best, "val_acc"] - epochs.loc[last, "val_acc"]),
+        "best_is_last": best == last,
+    }
+
+
+def _agree(values: list[float], holds_side) -> str:
+    kept = [v for v in values if not math.isnan(v)]
+    return f"{sum(holds_side(v) for v in kept)} of {len(kept)} folds"
+
+
+def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[str], dict]:
+    """The verdict for one regime and attack, every reason for it, and its numbers."""
+    rho = Interval.over(folds["rho"].tolist(), bounds=(-1.0, 1.0))
+    rise = Interval.over(folds["asr_change"].tolist())
+    drop = Interval.over(folds["val_drop"].tolist())
+    numbers = {"rho": rho, "asr_change": rise, "val_drop": drop}
+    if regime != "overfit":
+        agree = _agree(folds["rho"].tolist(), lambda v: v >= t.min_rho)
+        numbers["agree"] = agree
+        if rho.n < 2:
+            reason = (
+                f"rho needs at least 3 varying epochs from epoch {t.first_epoch} on in at "
+                f"least 2 folds; {rho.n} fold(s) have them"
+            )
+            return UNDETERMINED, [reason], numbers
+        verdict = rho.side(t.min_rho, above_holds=True)
+        reason = {
+            HOLDS: f"ASR rises with test accuracy: rho {rho} lies above {t.min_rho}",
+            FAILS: f"ASR does not rise with test accuracy: rho {rho} lies below {t.min_rho}",
+            UNDETERMINED: f"rho {rho} spans the threshold {t.min_rho}",
+        }[verdict]
+        return verdict, [f"{reason} ({agree} at or above it)"], numbers
+    agree = _agree(folds["asr_change"].tolist(), lambda v: v <= t.max_asr_rise)
+    numbers["agree"] = agree
+    if folds["best_is_last"].all():
+        return (
+            UNDETERMINED,
+            ["the best epoch is the last in every fold: no overfitting to test"],
+            numbers,
+        )
+    if drop.n < 2:
+        return UNDETERMINED, [f"{drop.n} fold(s): an interval needs at least 2"], numbers
+    overfits = drop.side(t.min_val_drop, above_holds=True)
+    if overfits != HOLDS:
+        return (
+            UNDETERMINED,
+            [
+                f"validation accuracy after the best epoch falls by {drop}, not clearly more "
+                f"than {t.min_val_drop}: the runs do not clearly overfit"
+            ],
+            numbers,
+        )
+    verdict = rise.side(t.max_asr_rise, above_holds=False)
+    reason = {
+        HOLDS: f"ASR does not rise while validation accuracy falls: ASR change {rise} stays at "
+        f"or below {t.max_asr_rise}",
+        FAILS: f"ASR rises as the network overfits: ASR change {rise} lies above {t.max_asr_rise}",
+        UNDETERMINED: f"ASR change {rise} spans the threshold {t.max_asr_rise}",
+    }[verdict]
+    return (
+        verdict,
+        [f"validation accuracy falls by {drop} after the best epoch", f"{reason} ({agree})"],
+        numbers,
+    )
 
 
 def verdict(regime: str, runs: list[Run], t: Thresholds) -> pd.DataFrame:
-    """One row per attack: rho mean/std over folds, ASR change best -> last, and whether
-    the paper's claim holds for this regime."""
+    """One row per attack: the per-fold numbers' means with 95% intervals, the folds that
+    agree, the verdict and its reasons."""
     rows = []
     for column in attack_columns(runs):
-        rhos, rises, drops = [], [], []
-        for run in runs:
-            e = run.epochs[run.epochs["epoch"] >= t.first_epoch].dropna(subset=["test_acc", column])
-            if len(e) >= 3 and e["test_acc"].nunique() > 1 and e[column].nunique() > 1:
-                rhos.append(spearmanr(e["test_acc"], e[column]).statistic)
-            best = int(run.summary["best_epoch"])
-            epochs = run.epochs.set_index("epoch")
-            last = int(epochs.index.max())
-            rises.append(epochs.loc[last, column] - epochs.loc[best, column])
-            drops.append(epochs.loc[best, "val_acc"] - epochs.loc[last, "val_acc"])
-        rho = float(np.mean(rhos)) if rhos else float("nan")
-        rise, drop = float(np.mean(rises)), float(np.mean(drops))
-        if regime == "normal":
-            if not rhos:
-                holds = None
-                claim = f"fewer than 3 varying epochs from epoch {t.first_epoch} on"
-            else:
-                holds = bool(rho >= t.min_rho)
-                claim = f"ASR rises with test accuracy (rho {rho:+.2f} {'>=' if holds else '<'} {t.min_rho})"
-        elif all(int(r.summary["best_epoch"]) == int(r.epochs["epoch"].max()) for r in runs):
-            holds = None
-            claim = "the best epoch is the last in every fold, so nothing follows it"
-        else:
-            holds = bool(rise <= t.max_asr_rise and drop >= t.min_val_drop)
-            claim = (
-                f"ASR stable or falling (change {rise:+.3f}, allowed <= {t.max_asr_rise}) while "
-                f"validation accuracy falls (by {drop:+.3f}, needed >= {t.min_val_drop})"
-            )
+        folds = pd.DataFrame([per_fold(run, column, t) for run in runs])
+        holds, reasons, n = decide(regime, folds, t)
         rows.append(
             {
                 "attack": column[len("asr_") :],
-                "rho_mean": rho,
-                "rho_std": float(np.std(rhos, ddof=1)) if len(rhos) > 1 else float("nan"),
-                "asr_change_best_to_last": rise,
-                "holds": {True: "holds", False: "does not hold", None: "undetermined"}[holds],
-                "claim": claim,
+                "rho_mean": n["rho"].mean,
+                "rho_low": n["rho"].low,
+                "rho_high": n["rho"].high,
+                "asr_change_best_to_last": n["asr_change"].mean,
+                "asr_change_low": n["asr_change"].low,
+                "asr_change_high": n["asr_change"].high,
+                "val_drop_best_to_last": n["val_drop"].mean,
+                "folds_agreeing": n["agree"],
+                "holds": holds,
+                "claim": "; ".join(reasons),
             }
         )
     return pd.DataFrame(rows)

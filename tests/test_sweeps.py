@@ -15,6 +15,7 @@ import torch
 from advfit.errors import ConfigError
 from advfit.sweep import config_differences, expand_range
 from tests.conftest import ROOT, run_cli
+from tests.wandb_history import history, offline_runs
 
 TINY = [
     "debug=fast",
@@ -190,9 +191,14 @@ def test_sigkill_in_training_and_in_replay_then_rerun_equals_an_uninterrupted_ru
     pd.testing.assert_frame_equal(
         pd.read_csv(a / "distances.csv"), pd.read_csv(run / "distances.csv")
     )
-    # Every launch continued the same W&B run.
+    # Every launch continued the same W&B run, and the last launch's offline run holds every
+    # epoch's row on its own (wandb sync does not merge the killed launches' fragments).
     ids = {p.name.rsplit("-", 1)[1] for p in (run / "wandb").glob("offline-run-*")}
     assert len(list((run / "wandb").glob("offline-run-*"))) == 3 and len(ids) == 1
+    rows = history(run, offline_runs(run)[-1])
+    epochs = pd.read_csv(run / "epochs.csv")
+    for column in epochs.columns.drop("epoch"):
+        assert [r["epoch"] for r in rows if column in r] == [1, 2, 3, 4], column
 
 
 @pytest.mark.slow

@@ -46,11 +46,17 @@ def records(path: Path):
         yield record
 
 
-def history(run_dir: Path) -> list[dict]:
-    """Every history row logged by the offline run(s) under ``run_dir/wandb``."""
+def offline_runs(run_dir: Path) -> list[Path]:
+    """The ``run-*.wandb`` file of every offline run under ``run_dir/wandb``, oldest first."""
+    return sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb"))
+
+
+def history(run_dir: Path, path: Path | None = None) -> list[dict]:
+    """Every history row logged by the offline run(s) under ``run_dir/wandb``, or by the
+    one run file ``path``."""
     rows = []
-    for path in sorted(Path(run_dir).glob("wandb/offline-run-*/run-*.wandb")):
-        for record in records(path):
+    for run_file in [path] if path else offline_runs(run_dir):
+        for record in records(run_file):
             if record.WhichOneof("record_type") == "history":
                 rows.append(
                     {

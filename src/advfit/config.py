@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 
@@ -57,9 +58,22 @@ def run_dir_name(run_name: str, override_dirname: str = "") -> str:
     return "_".join([run_name, *extra])
 
 
+def run_group(task: str, dataset: str, regime: str, seed: int, override_dirname: str = "") -> str:
+    """The W&B group of a run: its run directory's identity without the fold, so the folds of
+    one configuration share a group and two configurations never do. W&B caps groups at 128
+    characters; longer ones end in a hash of the whole."""
+    group = f"{task}/" + run_dir_name(f"{dataset}-{regime}-seed{seed}", override_dirname)
+    if len(group) > 128:
+        digest = hashlib.sha1(group.encode()).hexdigest()[:10]
+        group = f"{group[:117]}-{digest}"
+    return group
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("advfit.run_dir"):
         OmegaConf.register_new_resolver("advfit.run_dir", run_dir_name)
+    if not OmegaConf.has_resolver("advfit.run_group"):
+        OmegaConf.register_new_resolver("advfit.run_group", run_group)
     if not OmegaConf.has_resolver("advfit.abspath"):
         OmegaConf.register_new_resolver(
             "advfit.abspath", lambda path: str(Path(str(path)).expanduser().absolute())

@@ -3,13 +3,16 @@ logs to, what it logs, and closing runs so one failed job does not poison a swee
 
 from __future__ import annotations
 
+import logging
 import math
 import netrc
 import os
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
+import pandas as pd
 import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
@@ -22,13 +25,17 @@ if TYPE_CHECKING:
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
 
+log = logging.getLogger(__name__)
+
 
 def wandb_logged_in() -> bool:
-    """True when W&B has credentials: WANDB_API_KEY or a `wandb login` entry in ~/.netrc."""
+    """True when W&B has credentials: WANDB_API_KEY, or a `wandb login` entry in ~/.netrc
+    for the W&B host in use (``WANDB_BASE_URL``, a self-hosted server included)."""
     if os.environ.get("WANDB_API_KEY"):
         return True
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname
     try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
+        return netrc.netrc().authenticators(host or "api.wandb.ai") is not None
     except (FileNotFoundError, netrc.NetrcParseError, OSError):
         return False
 
@@ -59,8 +66,8 @@ def run_id(save_dir: str | Path) -> str:
 def wandb_logger(save_dir: str, mode: str = "auto", **kwargs) -> WandbLogger:
     """Lightning's WandbLogger with the mode resolved and a stable run id."""
     mode = resolve_wandb_mode(mode)
-    os.environ.setdefault("WANDB_SILENT", "true")
-    return WandbLogger(
+    os.environ.setdefault("WANDB_SILENT", "true")  # advfit says where the run is (announce)
+    return EpochWandbLogger(
         save_dir=save_dir,
         offline=mode == "offline",
         mode=mode,
@@ -78,49 +85,126 @@ def wandb_run_of(trainer: pl.Trainer):
     return None
 
 
+def announce(run) -> None:
+    """Say where a W&B run is: its URL, or its offline directory and how to upload it."""
+    if run is None or not hasattr(run, "settings"):
+        return
+    if getattr(run.settings, "_offline", False) or run.settings.mode == "offline":
+        offline = Path(run.dir).parent
+        log.info("W&B run (offline): %s; upload it with: wandb sync %s", offline, offline)
+    elif getattr(run, "url", None):
+        log.info("W&B run: %s", run.url)
+
+
 def finish_loggers(loggers: list[Any]) -> None:
     """Close W&B whatever happened, so one failed job does not poison the next in a sweep."""
     if any(isinstance(logger, WandbLogger) for logger in loggers):
         import wandb
 
+        announce(wandb.run)
         wandb.finish()
 
 
 def open_wandb_run(run: RunDir, run_cfg: DictConfig):
-    """Continue the run's own W&B run (same id), when it logged to W&B; else None."""
+    """A W&B run of its own for ``evaluate.py`` (job type ``evaluate``, the training run's
+    group, named after it), when the run logged to W&B; else None. The training run's
+    history is never touched."""
     node = OmegaConf.select(run_cfg, "logger.wandb")
     if not node:
         return None
     import wandb
 
     mode = resolve_wandb_mode(node.get("mode", "auto"))
-    return wandb.init(
+    os.environ.setdefault("WANDB_SILENT", "true")
+    wandb_run = wandb.init(
         dir=str(run.root),
-        id=run_id(run.root),
-        resume="allow",
+        id=uuid.uuid4().hex[:16],
         mode=mode,
         project=node.get("project"),
         entity=node.get("entity"),
         group=node.get("group"),
-        name=node.get("name"),
-        job_type=node.get("job_type"),
+        name=f"{node.get('name')}-evaluate",
+        job_type="evaluate",
+        tags=list(node.get("tags") or []),
+        config=OmegaConf.to_container(run_cfg, resolve=True),
     )
+    wandb_run.define_metric("epoch")
+    wandb_run.define_metric("*", step_metric="epoch")
+    return wandb_run
 
 
 def log_replay(wandb_run, result: ReplayResult) -> None:
-    """The replay's per-snapshot numbers (``replay/*`` against ``snapshot/epoch``) and its
-    distances as a table."""
+    """The replay's per-snapshot columns against ``epoch`` (the same numbers as
+    ``epochs.csv``), the distances as a table, and the run's headline numbers as summary."""
     if wandb_run is None:
         return
     import wandb
 
-    wandb_run.define_metric("snapshot/epoch")
-    wandb_run.define_metric("replay/*", step_metric="snapshot/epoch")
-    for row in result.epochs.to_dict("records"):
+    replayed = [c for c in result.epochs.columns if c == "epoch" or c not in TRAIN_COLUMNS]
+    log_epoch_rows(wandb_run, result.epochs[replayed])
+    wandb_run.log({"distances": wandb.Table(dataframe=result.distances)})
+    wandb_run.summary.update(headline(result))
+
+
+def headline(result: ReplayResult) -> dict[str, float]:
+    """Best epoch; per attack the ASR at the best and last epochs, Spearman rho(test accuracy,
+    ASR) from epoch 5, and the mean L0 / L2 / L-inf of the fooling examples."""
+    from scipy.stats import spearmanr
+
+    epochs = result.epochs.set_index("epoch")
+    best, last = int(result.summary["best_epoch"]), int(epochs.index.max())
+    out: dict[str, float] = {"best_epoch": best}
+    later = epochs[epochs.index >= 5]
+    for row in result.distances.to_dict("records"):
+        name = row["attack"]
+        column = epochs[f"asr_{name}"]
+        out[f"{name}/asr_best"] = float(column.loc[best])
+        out[f"{name}/asr_last"] = float(column.loc[last])
+        if (
+            len(later) >= 3
+            and later["test_acc"].nunique() > 1
+            and later[f"asr_{name}"].nunique() > 1
+        ):
+            out[f"{name}/rho_from_epoch_5"] = float(
+                spearmanr(later["test_acc"], later[f"asr_{name}"]).statistic
+            )
+        for norm in ("l0", "l2", "linf"):
+            out[f"{name}/{norm}_mean"] = float(row[f"{norm}_mean"])
+    return out
+
+
+# -- one axis: every per-epoch quantity against the 1-based ``epoch`` of epochs.csv ---------
+
+
+class EpochWandbLogger(WandbLogger):
+    """Lightning's WandbLogger, but W&B receives the rows of ``epochs.csv`` (through
+    :meth:`log_epoch_rows`), each against the 1-based ``epoch``, rather than Lightning's own
+    metrics against its global step: a W&B plot then lines up with the run directory."""
+
+    @property
+    def experiment(self):
+        fresh = self._experiment is None
+        run = super().experiment
+        if fresh and hasattr(run, "define_metric"):
+            run.define_metric("epoch")
+            run.define_metric("*", step_metric="epoch")  # replaces Lightning's global step
+        return run
+
+    def log_metrics(self, metrics, step=None) -> None:
+        """Lightning's per-step metrics stay out of W&B: the epoch rows carry them."""
+
+    def log_epoch_rows(self, rows: pd.DataFrame) -> None:
+        log_epoch_rows(self.experiment, rows)
+
+
+def log_epoch_rows(wandb_run, rows: pd.DataFrame) -> None:
+    """One W&B history row per epoch: ``epoch`` and the row's non-NaN values."""
+    if wandb_run is None:
+        return
+    for row in rows.to_dict("records"):
         values = {
-            f"replay/{k}": v
+            k: v
             for k, v in row.items()
-            if k not in TRAIN_COLUMNS and not (isinstance(v, float) and math.isnan(v))
+            if k != "epoch" and not (isinstance(v, float) and math.isnan(v))
         }
-        wandb_run.log({"snapshot/epoch": int(row["epoch"]), **values})
-    wandb_run.log({"replay/distances": wandb.Table(dataframe=result.distances)})
+        wandb_run.log({"epoch": int(row["epoch"]), **values})

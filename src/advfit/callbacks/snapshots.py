@@ -12,6 +12,16 @@ from advfit.rundir import TRAIN_COLUMNS, RunDir, atomic_torch_save
 log = logging.getLogger(__name__)
 
 
+def log_rows(trainer: pl.Trainer, rows: pd.DataFrame) -> None:
+    """Hand the training columns of epochs.csv rows to the loggers that take them (W&B:
+    :mod:`advfit.loggers`); the replay logs its own columns."""
+    rows = rows[[c for c in TRAIN_COLUMNS if c in rows.columns]]
+    if len(rows):
+        for logger in trainer.loggers:
+            if hasattr(logger, "log_epoch_rows"):
+                logger.log_epoch_rows(rows)
+
+
 class EpochSnapshots(pl.callbacks.Checkpoint):
     """After each epoch: save the network's weights (``checkpoints/epoch_NNN.pt``, 1-based),
     append the epoch's ``train_loss, train_acc, val_loss, val_acc`` to ``epochs.csv``, then
@@ -29,6 +39,7 @@ class EpochSnapshots(pl.callbacks.Checkpoint):
 
     def __init__(self, run_dir: str) -> None:
         self.run = RunDir(run_dir)
+        self.restored_logged = False
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epochs = self.run.read_epochs()
@@ -39,6 +50,21 @@ class EpochSnapshots(pl.callbacks.Checkpoint):
                 completed,
             )
             self.run.write_epochs(epochs[epochs["epoch"] <= completed])
+
+        # A resumed launch logs the epochs it restored, so that its own experiment run (the
+        # W&B run of this launch) holds every epoch.
+        log_rows(trainer, epochs[epochs["epoch"] <= completed])
+        self.restored_logged = True
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.restored_logged = False
+
+    def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """A launch that found training complete (killed in the replay) still logs every
+        epoch's training row (``on_train_start`` does not run when no epoch is left)."""
+        if not self.restored_logged and not trainer.interrupted:
+            epochs = self.run.read_epochs()
+            log_rows(trainer, epochs[epochs["epoch"] <= trainer.current_epoch])
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking:
@@ -57,5 +83,6 @@ class EpochSnapshots(pl.callbacks.Checkpoint):
         epochs = epochs[epochs["epoch"] != epoch]
         frame = pd.DataFrame([row]) if epochs.empty else pd.concat([epochs, pd.DataFrame([row])])
         self.run.write_epochs(frame)
+        log_rows(trainer, pd.DataFrame([row]))
         trainer.save_checkpoint(self.run.last_checkpoint)
         log.info("epoch %d trained: %s", epoch, self.run.snapshot(epoch).name)

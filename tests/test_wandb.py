@@ -1,0 +1,121 @@
+"""W&B as a researcher meets it, read back from the offline files of real tiny runs."""
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from omegaconf import OmegaConf
+
+from advfit.rundir import RunDir
+from advfit.tasks import evaluate, train
+from tests.conftest import compose_cfg
+from tests.wandb_history import history, offline_runs, records
+
+TINY = [
+    "regime=overfit",
+    "trainer.max_epochs=3",
+    "data.train_subset=600",
+    "data.test_subset=100",
+    "logger=wandb",
+    "attack=[fgsm]",
+    "replay.n_images=20",
+    "metrics.n_images=40",
+    "metrics.clever.n_images=2",
+    "metrics.clever.pool_factor=2",
+]
+
+
+@pytest.fixture(scope="module")
+def logged(tmp_path_factory, fmnist_dir):
+    out = tmp_path_factory.mktemp("wandb")
+    cfg = compose_cfg(TINY, out, data_dir=fmnist_dir)
+    train(cfg)
+    return RunDir(cfg.paths.output_dir), cfg
+
+
+def test_every_per_epoch_quantity_is_logged_against_epoch(logged):
+    run, _ = logged
+    epochs = run.read_epochs()
+    rows = history(run.root)
+    assert set(epochs.columns) - {"epoch"} == {
+        "train_loss", "train_acc", "val_loss", "val_acc", "test_acc", "asr_fgsm",
+        "loss_sensitivity", "empirical_robustness", "clever",
+    }  # fmt: skip
+    for column in epochs.columns.drop("epoch"):
+        logged_rows = [r for r in rows if column in r]
+        assert [r["epoch"] for r in logged_rows] == epochs["epoch"].tolist(), column
+        assert [r[column] for r in logged_rows] == pytest.approx(
+            epochs[column].tolist(), rel=1e-6
+        ), column
+    # Every key is plotted against epoch: the last definition of "*" names it.
+    (path,) = offline_runs(run.root)
+    stars = [r.metric for r in records(path) if r.WhichOneof("record_type") == "metric"]
+    stars = [m for m in stars if m.glob_name == "*"]
+    assert stars and stars[-1].step_metric == "epoch"
+    assert not any("trainer/global_step" in r for r in rows)
+
+
+def test_summary_holds_the_runs_headline_numbers(logged):
+    run, _ = logged
+    (path,) = offline_runs(run.root)
+    summary = {}
+    for record in records(path):
+        if record.WhichOneof("record_type") == "summary":
+            for item in record.summary.update:
+                summary[item.key or "/".join(item.nested_key)] = item.value_json
+    best = run.best_epoch()
+    epochs = run.read_epochs().set_index("epoch")
+    assert int(summary["best_epoch"]) == best
+    assert float(summary["fgsm/asr_best"]) == pytest.approx(epochs.loc[best, "asr_fgsm"])
+    assert float(summary["fgsm/asr_last"]) == pytest.approx(epochs.loc[3, "asr_fgsm"])
+    distances = pd.read_csv(run.distances_csv).set_index("attack")
+    assert float(summary["fgsm/l2_mean"]) == pytest.approx(distances.loc["fgsm", "l2_mean"])
+    assert any(any(k.startswith("distances/") for k in r) for r in history(run.root))
+
+
+def group_of(tmp_path: Path, *overrides: str) -> str:
+    cfg = compose_cfg(["logger=wandb", *overrides], tmp_path)
+    return OmegaConf.select(cfg, "logger.wandb.group")
+
+
+def test_groups_hold_the_folds_of_one_configuration(tmp_path):
+    a = group_of(tmp_path, "regime=overfit", "regime.lr=0.001", "fold=0")
+    assert group_of(tmp_path, "regime=overfit", "regime.lr=0.001", "fold=3") == a
+    assert group_of(tmp_path, "regime=overfit", "regime.lr=0.01", "fold=0") != a
+    assert a.startswith("study/fashion_mnist-overfit-seed0_") and "regime.lr=0.001" in a
+    assert "fold" not in a
+    assert group_of(tmp_path, "task_name=demo") != group_of(tmp_path, "task_name=study")
+    long = group_of(tmp_path, *(f"+x{i}=value{i}" for i in range(30)))
+    assert len(long) <= 128
+
+
+def test_evaluate_logs_its_own_run_and_leaves_the_training_run_alone(logged, tmp_path):
+    run, _ = logged
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in offline_runs(run.root)}
+    cfg = OmegaConf.create(
+        {
+            "run_dir": str(run.root),
+            "attack": None,
+            "replay": {"n_images": None},
+            "device": "cpu",
+            "progress": False,
+            "wandb": True,
+        }
+    )
+    evaluate(cfg)
+    after = offline_runs(run.root)
+    assert {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in after if p.name in before
+    } == before
+    (new,) = [p for p in after if p.name not in before]
+    (training,) = [p for p in after if p.name in before]
+    runs = {
+        path: next(r.run for r in records(path) if r.WhichOneof("record_type") == "run")
+        for path in (new, training)
+    }
+    assert runs[new].job_type == "evaluate" and runs[new].run_group == runs[training].run_group
+    assert runs[new].display_name == runs[training].display_name + "-evaluate"
+    assert runs[new].run_id != runs[training].run_id
+    replayed = [r for r in history(run.root, new) if "asr_fgsm" in r]
+    assert [r["epoch"] for r in replayed] == [1, 2, 3]

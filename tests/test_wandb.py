@@ -1,6 +1,7 @@
 """W&B as a researcher meets it, read back from the offline files of real tiny runs."""
 
 import hashlib
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +10,7 @@ from omegaconf import OmegaConf
 
 from advfit.rundir import RunDir
 from advfit.tasks import evaluate, train
-from tests.conftest import compose_cfg
+from tests.conftest import compose_cfg, run_cli
 from tests.wandb_history import history, offline_runs, records
 
 TINY = [
@@ -119,3 +120,27 @@ def test_evaluate_logs_its_own_run_and_leaves_the_training_run_alone(logged, tmp
     assert runs[new].run_id != runs[training].run_id
     replayed = [r for r in history(run.root, new) if "asr_fgsm" in r]
     assert [r["epoch"] for r in replayed] == [1, 2, 3]
+
+
+def test_an_unreachable_wandb_server_stops_the_run_within_seconds(tmp_path, fmnist_dir):
+    started = time.monotonic()
+    result = run_cli(
+        "train.py",
+        f"paths.root_dir={tmp_path}",
+        "logger.wandb.mode=online",
+        "logger.wandb.init_timeout=3",
+        f"paths.data_dir={fmnist_dir}",
+        "data.train_subset=500",
+        cwd=tmp_path,
+        env={
+            "WANDB_BASE_URL": "http://127.0.0.1:9",
+            "WANDB_API_KEY": "x" * 40,
+            "WANDB_MODE": "online",
+        },
+        timeout=120,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output[-2000:]
+    assert "W&B could not start an online run at http://127.0.0.1:9" in output
+    assert "logger.wandb.mode=offline" in output and "Traceback" not in output
+    assert time.monotonic() - started < 60 and not list(tmp_path.rglob("epoch_*.pt"))

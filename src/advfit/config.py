@@ -112,10 +112,14 @@ def check_name(key: str, value: object) -> None:
 
 def validate_train_config(cfg: DictConfig) -> None:
     """Check the values a run stands on before anything is written."""
-    n_folds = _int(cfg, "n_folds")
-    _require(n_folds >= 2, f"n_folds={n_folds} is invalid: cross-validation needs n_folds >= 2")
-    fold = _int(cfg, "fold")
-    _require(0 <= fold < n_folds, f"fold={fold} is invalid: accepted values are 0..{n_folds - 1}")
+    from advfit.data.folds import check_folds
+
+    try:
+        check_folds(_int(cfg, "n_folds"), _int(cfg, "fold"))
+    except ConfigError:
+        raise
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     _int(cfg, "seed")
     lr = OmegaConf.select(cfg, "regime.lr")
     _require(

@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
-from advfit.errors import ConfigError
+from advfit.errors import ConfigError, RunError
 from advfit.rundir import TRAIN_COLUMNS, RunDir
 
 if TYPE_CHECKING:
@@ -63,8 +63,13 @@ def run_id(save_dir: str | Path) -> str:
     return new
 
 
-def wandb_logger(save_dir: str, mode: str = "auto", **kwargs) -> WandbLogger:
-    """Lightning's WandbLogger with the mode resolved and a stable run id."""
+def wandb_logger(
+    save_dir: str, mode: str = "auto", init_timeout: float = 30, **kwargs
+) -> WandbLogger:
+    """Lightning's WandbLogger with the mode resolved, a stable run id, and a bounded wait
+    for the server (``init_timeout`` seconds) when online."""
+    import wandb
+
     mode = resolve_wandb_mode(mode)
     os.environ.setdefault("WANDB_SILENT", "true")  # advfit says where the run is (announce)
     return EpochWandbLogger(
@@ -73,8 +78,28 @@ def wandb_logger(save_dir: str, mode: str = "auto", **kwargs) -> WandbLogger:
         mode=mode,
         id=run_id(save_dir),
         resume="allow",
+        settings=wandb.Settings(init_timeout=float(init_timeout)),
         **kwargs,
     )
+
+
+def start_loggers(loggers: list[Any]) -> None:
+    """Start the W&B run before training, so a server that cannot be reached (no network, a
+    bad key) stops the run at once with a message instead of a traceback."""
+    import wandb
+
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            try:
+                _ = logger.experiment
+            except wandb.errors.Error as err:
+                host = os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise RunError(
+                    f"W&B could not start an online run at {host}: {first}. Check `wandb login` "
+                    "(or WANDB_API_KEY) and the network, or log offline with "
+                    "logger.wandb.mode=offline (upload later with `make sync`)."
+                ) from None
 
 
 def wandb_run_of(trainer: pl.Trainer):

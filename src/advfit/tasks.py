@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from advfit.checkpoints import AtomicCheckpointIO, usable_checkpoint
 from advfit.config import metrics_on, validate_train_config
 from advfit.errors import RunError
-from advfit.loggers import finish_loggers, log_replay, open_wandb_run
+from advfit.loggers import finish_loggers, log_replay, open_wandb_run, start_loggers
 from advfit.replay import Replay
 from advfit.rundir import RunDir
 from advfit.sweep import check_run_dir_matches
@@ -133,6 +133,7 @@ def fit(cfg: DictConfig, run: RunDir, resolved: dict[str, Any]) -> dict[str, Any
     loggers = instantiate_group(cfg.get("logger"))
     try:
         trainer = build_trainer(cfg, loggers)
+        start_loggers(loggers)
         for logger in loggers:
             logger.log_hyperparams(resolved)
         resume = usable_checkpoint(run.last_checkpoint)

@@ -6,6 +6,14 @@ import numpy as np
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 
+def check_folds(n_folds: int, fold: int) -> None:
+    """The one check of ``n_folds`` and ``fold`` (the config checks call it too)."""
+    if n_folds < 2:
+        raise ValueError(f"n_folds={n_folds} is invalid: cross-validation needs n_folds >= 2")
+    if not 0 <= fold < n_folds:
+        raise ValueError(f"fold={fold} is invalid: accepted values are 0..{n_folds - 1}")
+
+
 def fold_indices(
     labels: np.ndarray, n_folds: int, fold: int, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -14,10 +22,7 @@ def fold_indices(
     Fold ``k`` is the validation part; the other ``n_folds - 1`` folds train. The split is
     shuffled with ``seed``, so the same seed gives the same folds on every machine.
     """
-    if n_folds < 2:
-        raise ValueError(f"n_folds={n_folds} is invalid: cross-validation needs n_folds >= 2")
-    if not 0 <= fold < n_folds:
-        raise ValueError(f"fold={fold} is invalid: accepted values are 0..{n_folds - 1}")
+    check_folds(n_folds, fold)
     labels = np.asarray(labels)
     counts = np.bincount(labels)
     smallest = counts[counts > 0].min()

@@ -25,6 +25,20 @@ os.environ.setdefault("WANDB_MODE", "offline")
 register_resolvers()
 
 
+# A real run in seconds: 2 epochs on 500 Fashion-MNIST images, one attack, no CLEVER.
+TINY_RUN = [
+    "regime=overfit",
+    "trainer.max_epochs=2",
+    "data.train_subset=500",
+    "data.test_subset=100",
+    "logger=none",
+    "attack=[fgsm]",
+    "replay.n_images=20",
+    "metrics.n_images=50",
+    "metrics.clever=null",
+]
+
+
 def compose_cfg(overrides: list[str], out: Path, data_dir: Path | None = None) -> DictConfig:
     """The train config as Hydra would compose it, with every path under ``out``."""
     GlobalHydra.instance().clear()

@@ -10,7 +10,7 @@ from advfit.report.__main__ import main as report
 from advfit.report.figures import FIGURES, Figure
 from advfit.rundir import RunDir
 from advfit.tasks import train
-from tests.conftest import compose_cfg
+from tests.conftest import TINY_RUN, compose_cfg
 
 
 def mean_top_logit(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -22,15 +22,7 @@ def mean_top_logit(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> fl
 def test_a_new_metric_is_one_function_and_one_config_entry(tmp_path, fmnist_dir, monkeypatch):
     cfg = compose_cfg(
         [
-            "regime=overfit",
-            "trainer.max_epochs=2",
-            "data.train_subset=500",
-            "data.test_subset=100",
-            "logger=none",
-            "attack=[fgsm]",
-            "replay.n_images=20",
-            "metrics.n_images=50",
-            "metrics.clever=null",
+            *TINY_RUN,
             f"+metrics.mean_top_logit._target_={__name__}.mean_top_logit",
             "+metrics.mean_top_logit._partial_=true",
         ],

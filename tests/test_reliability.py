@@ -19,21 +19,10 @@ from advfit.report.collect import ReportError, collect
 from advfit.rundir import RunDir, atomic_write_text
 from advfit.sweep import config_differences
 from advfit.tasks import evaluate, train
+from tests.conftest import TINY_RUN as TINY
 from tests.conftest import compose_cfg, run_cli
 from tests.test_data import write_npz
 from tests.test_report import distances, trend, write_run
-
-TINY = [
-    "regime=overfit",
-    "trainer.max_epochs=2",
-    "data.train_subset=500",
-    "data.test_subset=100",
-    "logger=none",
-    "attack=[fgsm]",
-    "replay.n_images=20",
-    "metrics.n_images=50",
-    "metrics.clever=null",
-]
 
 
 @pytest.mark.parametrize(

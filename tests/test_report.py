@@ -66,6 +66,11 @@ def trend(regime: str, fold: int, reverse: bool = False) -> pd.DataFrame:
             if not reverse
             else np.where(e <= 4, 0.5, 0.5 + 0.05 * (e - 4))
         )
+    return curves(e, val, test, asr).assign(loss_sensitivity=0.1 * e)
+
+
+def curves(e: np.ndarray, val: np.ndarray, test: np.ndarray, asr: np.ndarray) -> pd.DataFrame:
+    """An epochs.csv of one fold: training accuracy rising, the given curves."""
     return pd.DataFrame(
         {
             "epoch": e,
@@ -75,7 +80,6 @@ def trend(regime: str, fold: int, reverse: bool = False) -> pd.DataFrame:
             "val_acc": val,
             "test_acc": test,
             "asr_fgsm": asr,
-            "loss_sensitivity": 0.1 * e,
         }
     )
 
@@ -221,19 +225,7 @@ def fold_curves(regime: str, slopes: list[float]) -> list[pd.DataFrame]:
         else:
             val = test = np.where(e <= 4, 0.5 + 0.05 * e, 0.7 - 0.02 * (e - 4))
             asr = np.where(e <= 4, 0.6, 0.6 + slope * (e - 4)) + 0.2 * wiggle
-        frames.append(
-            pd.DataFrame(
-                {
-                    "epoch": e,
-                    "train_loss": 1.0 / e,
-                    "train_acc": 0.5 + 0.04 * e,
-                    "val_loss": 1 - val,
-                    "val_acc": val,
-                    "test_acc": test,
-                    "asr_fgsm": asr,
-                }
-            )
-        )
+        frames.append(curves(e, val, test, asr))
     return frames
 
 

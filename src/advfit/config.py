@@ -138,8 +138,7 @@ def validate_train_config(cfg: DictConfig) -> None:
             isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1,
             f"cpu_threads={threads!r} is invalid: null (all cores) or an integer >= 1",
         )
-    n_images = _int(cfg, "replay.n_images")
-    _require(n_images >= 1, f"replay.n_images={n_images} is invalid: it must be >= 1")
+    check_replay_images(_int(cfg, "replay.n_images"))
     for key in ("data.train_subset", "data.test_subset"):
         subset = OmegaConf.select(cfg, key)
         if subset is not None:
@@ -150,22 +149,29 @@ def validate_train_config(cfg: DictConfig) -> None:
     check_replay_parts(cfg)
 
 
-def metrics_on(cfg: DictConfig) -> bool:
-    """True unless metrics=none/null; keys an experiment sets under metrics (its n_images,
-    say) do not switch them back on."""
-    metrics = OmegaConf.select(cfg, "metrics")
-    return bool(metrics) and "_target_" in metrics
+def check_replay_images(n_images: object) -> None:
+    """``replay.n_images``: the one check, for train.py and evaluate.py alike."""
+    _require(
+        isinstance(n_images, int) and not isinstance(n_images, bool) and n_images >= 1,
+        f"replay.n_images={n_images} is invalid: it must be >= 1",
+    )
+
+
+def check_attacks_given(attacks: object) -> None:
+    """At least one attack: the one check, for train.py and evaluate.py alike."""
+    _require(
+        bool(attacks), "attack is empty: choose one or more attacks, e.g. attack=[fgsm,pgd,cw]"
+    )
 
 
 def check_replay_parts(cfg: DictConfig) -> None:
     """Build the attacks and metrics once, so that their own checks run before training."""
     from hydra.utils import instantiate
 
-    if not OmegaConf.select(cfg, "attack"):
-        raise ConfigError("attack is empty: choose one or more attacks, e.g. attack=[fgsm,pgd,cw]")
+    check_attacks_given(OmegaConf.select(cfg, "attack"))
     try:
         instantiate(cfg.attack)
-        if metrics_on(cfg):
+        if OmegaConf.select(cfg, "metrics"):
             instantiate(cfg.metrics)
     except Exception as err:  # Hydra wraps what a constructor raises
         cause = user_error(err)

@@ -126,8 +126,14 @@ def finish_loggers(loggers: list[Any]) -> None:
     if any(isinstance(logger, WandbLogger) for logger in loggers):
         import wandb
 
-        announce(wandb.run)
-        wandb.finish()
+        close(wandb.run)
+
+
+def close(wandb_run) -> None:
+    """Say where the run is, then finish it."""
+    if wandb_run is not None:
+        announce(wandb_run)
+        wandb_run.finish()
 
 
 def open_wandb_run(run: RunDir, run_cfg: DictConfig):
@@ -153,8 +159,7 @@ def open_wandb_run(run: RunDir, run_cfg: DictConfig):
         tags=list(node.get("tags") or []),
         config=OmegaConf.to_container(run_cfg, resolve=True),
     )
-    wandb_run.define_metric("epoch")
-    wandb_run.define_metric("*", step_metric="epoch")
+    epoch_axis(wandb_run)
     return wandb_run
 
 
@@ -174,25 +179,19 @@ def log_replay(wandb_run, result: ReplayResult) -> None:
 def headline(result: ReplayResult) -> dict[str, float]:
     """Best epoch; per attack the ASR at the best and last epochs, Spearman rho(test accuracy,
     ASR) from epoch 5, and the mean L0 / L2 / L-inf of the fooling examples."""
-    from scipy.stats import spearmanr
+    from advfit.report.verdict import rho_from
 
     epochs = result.epochs.set_index("epoch")
     best, last = int(result.summary["best_epoch"]), int(epochs.index.max())
     out: dict[str, float] = {"best_epoch": best}
-    later = epochs[epochs.index >= 5]
     for row in result.distances.to_dict("records"):
         name = row["attack"]
         column = epochs[f"asr_{name}"]
         out[f"{name}/asr_best"] = float(column.loc[best])
         out[f"{name}/asr_last"] = float(column.loc[last])
-        if (
-            len(later) >= 3
-            and later["test_acc"].nunique() > 1
-            and later[f"asr_{name}"].nunique() > 1
-        ):
-            out[f"{name}/rho_from_epoch_5"] = float(
-                spearmanr(later["test_acc"], later[f"asr_{name}"]).statistic
-            )
+        rho = rho_from(result.epochs, f"asr_{name}", first_epoch=5)
+        if not math.isnan(rho):
+            out[f"{name}/rho_from_epoch_5"] = rho
         for norm in ("l0", "l2", "linf"):
             out[f"{name}/{norm}_mean"] = float(row[f"{norm}_mean"])
     return out
@@ -211,8 +210,7 @@ class EpochWandbLogger(WandbLogger):
         fresh = self._experiment is None
         run = super().experiment
         if fresh and hasattr(run, "define_metric"):
-            run.define_metric("epoch")
-            run.define_metric("*", step_metric="epoch")  # replaces Lightning's global step
+            epoch_axis(run)  # replaces Lightning's global step
         return run
 
     def log_metrics(self, metrics, step=None) -> None:
@@ -220,6 +218,12 @@ class EpochWandbLogger(WandbLogger):
 
     def log_epoch_rows(self, rows: pd.DataFrame) -> None:
         log_epoch_rows(self.experiment, rows)
+
+
+def epoch_axis(wandb_run) -> None:
+    """Plot every key of ``wandb_run`` against the 1-based ``epoch``."""
+    wandb_run.define_metric("epoch")
+    wandb_run.define_metric("*", step_metric="epoch")
 
 
 def log_epoch_rows(wandb_run, rows: pd.DataFrame) -> None:

@@ -14,9 +14,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from advfit.checkpoints import AtomicCheckpointIO, usable_checkpoint
-from advfit.config import metrics_on, validate_train_config
+from advfit.config import validate_train_config
 from advfit.errors import RunError
-from advfit.loggers import finish_loggers, log_replay, open_wandb_run, start_loggers
+from advfit.loggers import close, finish_loggers, log_replay, open_wandb_run, start_loggers
 from advfit.replay import Replay
 from advfit.rundir import RunDir
 from advfit.sweep import check_run_dir_matches
@@ -179,7 +179,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise RunError(f"{run.config} is not a readable config: {err}") from err
     attacks = dict(instantiate(cfg.get("attack") or run_cfg.get("attack") or {}))
     n_images = cfg.replay.n_images if cfg.replay.n_images is not None else run_cfg.replay.n_images
-    metrics = instantiate(run_cfg.metrics) if metrics_on(run_cfg) else None
+    metrics = instantiate(run_cfg.metrics) if run_cfg.get("metrics") else None
     datamodule, model = build(run_cfg)
     device = cfg.device
     if device == "auto":
@@ -197,8 +197,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
             result = replay()
             log_replay(wandb_run, result)
         finally:
-            if wandb_run is not None:
-                wandb_run.finish()
+            close(wandb_run)
         if was_done or len(result.epochs) >= int(run_cfg.trainer.max_epochs):
             run.mark_done()
     return result.summary

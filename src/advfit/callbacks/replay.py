@@ -39,8 +39,7 @@ class AdversarialReplay(pl.Callback):
         self.run = RunDir(run_dir)
         self.attacks = dict(attacks)
         self.n_images, self.seed, self.progress = n_images, seed, progress
-        # metrics=none leaves a plain node (keys an experiment set under metrics): no metrics.
-        self.metrics = metrics if isinstance(metrics, SnapshotMetrics) else None
+        self.metrics = metrics
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         """Check the settings against the test set before training, not after it."""

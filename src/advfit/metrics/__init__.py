@@ -8,7 +8,7 @@ from advfit.metrics.robustness import (
     empirical_robustness,
     loss_sensitivity,
 )
-from advfit.metrics.snapshot import Score, SnapshotMetrics, SnapshotScores
+from advfit.metrics.snapshot import Score, SnapshotMetrics, SnapshotScores, no_metrics
 
 __all__ = [
     "Clever",
@@ -20,6 +20,7 @@ __all__ = [
     "SnapshotScores",
     "empirical_robustness",
     "loss_sensitivity",
+    "no_metrics",
     "perturbation_norms",
     "summarize_norms",
 ]

@@ -37,6 +37,12 @@ class SnapshotScores:
     per_image: dict[str, pd.DataFrame] = field(default_factory=dict)
 
 
+def no_metrics(**settings: object) -> None:
+    """``metrics=none``: no metrics, whatever keys an experiment set under ``metrics`` (its
+    ``n_images``, say), so switching them off never depends on what else is configured."""
+    return None
+
+
 Metric = Callable[[nn.Module, torch.Tensor, torch.Tensor], "float | Score"]
 
 

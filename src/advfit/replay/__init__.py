@@ -20,8 +20,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from advfit.attacks import Attack
+from advfit.config import check_attacks_given, check_replay_images
 from advfit.data.batches import to_unit_range
-from advfit.errors import ConfigError
 from advfit.metrics import SnapshotMetrics
 from advfit.replay.crafting import AdversarialSet, Crafting
 from advfit.replay.snapshots import ReplayError, classify, load_weights, predict
@@ -52,10 +52,8 @@ def check_settings(
     n_images: int, attacks: dict[str, Attack], metrics: SnapshotMetrics | None, n_test: int
 ) -> None:
     """Stop before any work when the replay's settings cannot work on this test set."""
-    if isinstance(n_images, bool) or not isinstance(n_images, int) or n_images < 1:
-        raise ConfigError(f"replay.n_images={n_images!r} is invalid: an integer >= 1 is required")
-    if not attacks:
-        raise ConfigError("no attacks configured: choose some, e.g. attack=[fgsm,pgd,cw]")
+    check_replay_images(n_images)
+    check_attacks_given(attacks)
     if metrics is not None:
         metrics.check_size(n_test)
 
@@ -92,12 +90,12 @@ class Replay:
         progress: bool = True,
         metrics: SnapshotMetrics | None = None,
     ) -> None:
-        check_settings(n_images, attacks, metrics or None, len(y_test))
+        self.metrics = metrics or None
+        check_settings(n_images, attacks, self.metrics, len(y_test))
         self.run, self.net = run, net.to(x_test.device)
         self.x_test, self.y_test = x_test, y_test
         self.batch_size, self.progress = int(batch_size), progress
         self.crafting = Crafting(run, dict(attacks), int(n_images), self.batch_size, progress)
-        self.metrics = metrics or None
 
     @classmethod
     def for_run(
@@ -115,7 +113,7 @@ class Replay:
         datamodule.to(device)
         return cls(
             run,
-            net.to(device),
+            net,
             datamodule.x_test,
             datamodule.y_test,
             attacks,

@@ -75,6 +75,19 @@ def verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def verdict_blocks(verdicts: pd.DataFrame) -> list:
+    """The verdict table and each row's reasons: in the report, and alone in verdict.md."""
+    return [
+        Table(verdict_table(verdicts), badge="verdict"),
+        Bullets(
+            tuple(
+                f"{r['dataset']}, {r['regime']}, {r['attack']}: {r['holds']}: {r['claim']}"
+                for r in verdicts.to_dict("records")
+            )
+        ),
+    ]
+
+
 def build(paths: list[Path], out: Path, only: set[str] | None, thresholds: Thresholds) -> Path:
     sweep = collect(paths)
     groups = sweep.groups()
@@ -134,16 +147,7 @@ def build(paths: list[Path], out: Path, only: set[str] | None, thresholds: Thres
             (out / "distances.tex").write_text(shown.to_latex(index=False))
     if not verdicts.empty:
         verdicts.to_csv(out / "verdict.csv", index=False)
-        shown_verdict = verdict_table(verdicts)
-        (out / "verdict.md").write_text(
-            shown_verdict.to_markdown(index=False)
-            + "\n\n"
-            + "\n".join(
-                f"- {r['dataset']}, {r['regime']}, {r['attack']}: {r['holds']}: {r['claim']}"
-                for r in verdicts.to_dict("records")
-            )
-            + "\n"
-        )
+        (out / "verdict.md").write_text(to_markdown(verdict_blocks(verdicts)))
 
     blocks = document(paths, out, sweep, groups, thresholds, verdicts, shown, figures)
     report = out / "report.md"
@@ -173,15 +177,7 @@ def document(paths, out, sweep, groups, thresholds, verdicts, distances, figures
     if verdicts.empty:
         blocks.append(Para("(no verdict: no attack columns)"))
     else:
-        blocks += [
-            Table(verdict_table(verdicts), badge="verdict"),
-            Bullets(
-                tuple(
-                    f"{r['dataset']}, {r['regime']}, {r['attack']}: {r['holds']}: {r['claim']}"
-                    for r in verdicts.to_dict("records")
-                )
-            ),
-        ]
+        blocks += verdict_blocks(verdicts)
     blocks.append(Heading(2, "Distances (Tables 2-5)"))
     blocks.append(Table(distances) if distances is not None else Para("(none)"))
     blocks.append(Heading(2, "Figures"))

@@ -94,12 +94,19 @@ def attack_columns(runs: list[Run]) -> list[str]:
     return [c for c in shared if all(c in run.epochs.columns for run in runs)]
 
 
+def rho_from(epochs: pd.DataFrame, column: str, first_epoch: int) -> float:
+    """Spearman rho(test accuracy, ``column``) over the epochs from ``first_epoch`` on; NaN
+    with fewer than 3 such epochs or a constant series. (The report's per-fold rho, and the
+    W&B summary's.)"""
+    e = epochs[epochs["epoch"] >= first_epoch].dropna(subset=["test_acc", column])
+    if len(e) >= 3 and e["test_acc"].nunique() > 1 and e[column].nunique() > 1:
+        return float(stats.spearmanr(e["test_acc"], e[column]).statistic)
+    return math.nan
+
+
 def per_fold(run: Run, column: str, t: Thresholds) -> dict[str, float]:
     """One fold's rho (NaN with fewer than 3 varying epochs) and best -> last changes."""
-    e = run.epochs[run.epochs["epoch"] >= t.first_epoch].dropna(subset=["test_acc", column])
-    rho = math.nan
-    if len(e) >= 3 and e["test_acc"].nunique() > 1 and e[column].nunique() > 1:
-        rho = float(stats.spearmanr(e["test_acc"], e[column]).statistic)
+    rho = rho_from(run.epochs, column, t.first_epoch)
     epochs = run.epochs.set_index("epoch")
     best, last = int(run.summary["best_epoch"]), int(epochs.index.max())
     return {

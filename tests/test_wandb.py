@@ -4,14 +4,19 @@ import hashlib
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
+from hydra.utils import instantiate
 from omegaconf import OmegaConf
+from PIL import Image as PILImage
+from torchvision.datasets import FashionMNIST
 
 from advfit.rundir import RunDir
 from advfit.tasks import evaluate, train
 from tests.conftest import compose_cfg, run_cli
-from tests.wandb_history import history, offline_runs, records
+from tests.wandb_history import history, logged_value, offline_runs, records
 
 TINY = [
     "regime=overfit",
@@ -73,6 +78,41 @@ def test_summary_holds_the_runs_headline_numbers(logged):
     distances = pd.read_csv(run.distances_csv).set_index("attack")
     assert float(summary["fgsm/l2_mean"]) == pytest.approx(distances.loc["fgsm", "l2_mean"])
     assert any(any(k.startswith("distances/") for k in r) for r in history(run.root))
+
+
+def test_image_panels_show_clean_adversarial_and_perturbation(logged):
+    run, cfg = logged
+    (path,) = offline_runs(run.root)
+    (row,) = [r for r in history(run.root) if logged_value(r, "examples/fgsm")]
+    panel = logged_value(row, "examples/fgsm")
+    assert row["epoch"] == run.best_epoch()
+    assert panel["_type"] == "images/separated" and panel["count"] == 4
+    names = FashionMNIST.classes
+    for caption in panel["captions"]:
+        true, predicted = caption.split(" (")[0].removeprefix("true: ").split(", predicted: ")
+        assert true in names and predicted in names, caption
+    # The first picture: clean | adversarial | amplified perturbation, as crafted.
+    adv = torch.load(run.attack_set("fgsm"), weights_only=True)
+    fooled = [i for i, c in enumerate(panel["captions"]) if c.split(", predicted: ")[0][6:]
+              != c.split(", predicted: ")[1].split(" (")[0]]  # fmt: skip
+    assert fooled, "FGSM at eps 0.3 fools some of the best snapshot's examples"
+    picture = np.asarray(PILImage.open(path.parent / "files" / panel["filenames"][0]))
+    scale = picture.shape[0] // 28
+    assert scale >= 3 and picture.shape[1] == scale * (3 * 28 + 4)
+    tiles = [picture[::scale, ::scale][:, j * 30 : j * 30 + 28] for j in range(3)]
+    dm = instantiate(cfg.data)
+    dm.setup("test")
+    labels = adv["labels"].tolist()
+    true_name = panel["captions"][0].split(", predicted: ")[0][6:]
+    candidates = [i for i, lab in enumerate(labels) if names[lab] == true_name]
+    matches = [
+        i for i in candidates
+        if np.array_equal(tiles[0], dm.x_test[adv["indices"][i], 0].numpy())
+        and np.abs(tiles[1].astype(int) - (adv["x_adv"][i, 0] * 255).round().numpy()).max() <= 1
+    ]  # fmt: skip
+    assert matches, "the first picture's tiles are a crafted example and its clean image"
+    delta = tiles[1].astype(int) - tiles[0].astype(int)
+    assert np.corrcoef(delta.ravel(), tiles[2].astype(int).ravel())[0, 1] > 0.95
 
 
 def group_of(tmp_path: Path, *overrides: str) -> str:

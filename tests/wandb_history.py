@@ -65,3 +65,10 @@ def history(run_dir: Path, path: Path | None = None) -> list[dict]:
                     }
                 )
     return rows
+
+
+def logged_value(row: dict, key: str) -> dict | None:
+    """A media value (image list, table) as logged under ``key``: W&B's history flattens it
+    into ``key/<field>`` entries."""
+    fields = {k[len(key) + 1 :]: v for k, v in row.items() if k.startswith(key + "/")}
+    return fields or None

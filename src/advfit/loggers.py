@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+import numpy as np
 import pandas as pd
 import pytorch_lightning as pl
+import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
@@ -172,8 +174,52 @@ def log_replay(wandb_run, result: ReplayResult) -> None:
 
     replayed = [c for c in result.epochs.columns if c == "epoch" or c not in TRAIN_COLUMNS]
     log_epoch_rows(wandb_run, result.epochs[replayed])
-    wandb_run.log({"distances": wandb.Table(dataframe=result.distances)})
+    best = int(result.summary["best_epoch"])
+    wandb_run.log(
+        {
+            "epoch": best,  # the tables and pictures belong to the best epoch
+            "distances": wandb.Table(dataframe=result.distances),
+            **{
+                f"examples/{name}": example_images(examples)
+                for name, examples in result.examples.items()
+            },
+        }
+    )
     wandb_run.summary.update(headline(result))
+
+
+def example_picture(clean, adversarial, gap: int = 2) -> tuple[np.ndarray, float]:
+    """One picture of an example: clean | adversarial | perturbation amplified to the full
+    grey range (mid-grey = unchanged), enlarged so a 28-pixel image is readable; uint8 HWC,
+    and the amplification factor."""
+    delta = adversarial - clean
+    peak = float(delta.abs().max())
+    gain = 0.5 / peak if peak > 0 else 1.0
+    tiles = [clean, adversarial, (0.5 + gain * delta).clamp(0, 1)]
+    channels, height = clean.shape[0], clean.shape[1]
+    spacer = torch.ones(channels, height, gap)
+    row = torch.cat([tiles[0], spacer, tiles[1], spacer, tiles[2]], dim=2)
+    scale = max(1, 96 // height)
+    row = row.repeat_interleave(scale, 1).repeat_interleave(scale, 2)
+    pixels = (row * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return (pixels[..., 0] if channels == 1 else pixels), gain
+
+
+def example_images(examples) -> list:
+    """The W&B image panel of one attack's examples (:class:`advfit.replay.Examples`)."""
+    import wandb
+
+    images = []
+    for i in range(len(examples.labels)):
+        pixels, gain = example_picture(examples.clean[i], examples.adversarial[i])
+        images.append(
+            wandb.Image(
+                pixels,
+                caption=f"{examples.caption(i)} (clean | {examples.attack} | "
+                f"perturbation x{gain:.0f})",
+            )
+        )
+    return images
 
 
 def headline(result: ReplayResult) -> dict[str, float]:

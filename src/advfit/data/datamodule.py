@@ -42,6 +42,8 @@ class InMemoryDataModule(pl.LightningDataModule):
     """
 
     name: str = "dataset"
+    #: the class names by label (from torchvision's data set; empty when unknown)
+    class_names: tuple[str, ...] = ()
 
     def __init__(
         self,
@@ -109,6 +111,7 @@ class InMemoryDataModule(pl.LightningDataModule):
                     "Delete them to download again, or replace them with intact copies."
                 ) from err
             splits.append(dataset)
+        self.class_names = tuple(str(c) for c in getattr(splits[0], "classes", None) or ())
         return (*self._arrays(splits[0]), *self._arrays(splits[1]))
 
     def _missing(self, extra_places, err: BaseException) -> DataError:

@@ -23,12 +23,13 @@ from advfit.attacks import Attack
 from advfit.config import check_attacks_given, check_replay_images
 from advfit.data.batches import to_unit_range
 from advfit.metrics import SnapshotMetrics
-from advfit.replay.crafting import AdversarialSet, Crafting
+from advfit.replay.crafting import AdversarialSet, Crafting, Examples
 from advfit.replay.snapshots import ReplayError, classify, load_weights, predict
 from advfit.rundir import TRAIN_COLUMNS, RunDir
 
 __all__ = [
     "AdversarialSet",
+    "Examples",
     "Replay",
     "ReplayError",
     "ReplayResult",
@@ -46,6 +47,7 @@ class ReplayResult:
     distances: pd.DataFrame
     summary: dict[str, Any]
     sets: dict[str, AdversarialSet]
+    examples: dict[str, Examples]
 
 
 def check_settings(
@@ -76,6 +78,7 @@ class Replay:
         batch_size: images per forward pass when classifying.
         progress: show progress bars.
         metrics: robustness scores to compute per snapshot, or None.
+        class_names: the data set's class names by label, for the example pictures.
     """
 
     def __init__(
@@ -89,8 +92,10 @@ class Replay:
         batch_size: int = 1000,
         progress: bool = True,
         metrics: SnapshotMetrics | None = None,
+        class_names: tuple[str, ...] = (),
     ) -> None:
         self.metrics = metrics or None
+        self.class_names = tuple(class_names)
         check_settings(n_images, attacks, self.metrics, len(y_test))
         self.run, self.net = run, net.to(x_test.device)
         self.x_test, self.y_test = x_test, y_test
@@ -121,6 +126,7 @@ class Replay:
             batch_size=datamodule.eval_batch_size,
             progress=progress,
             metrics=metrics,
+            class_names=getattr(datamodule, "class_names", ()),
         )
 
     def check(self) -> tuple[pd.DataFrame, dict[int, Any], int]:
@@ -190,6 +196,7 @@ class Replay:
         self.net.eval()
         sets, seconds = self.crafting(self.net, self.x_test, self.y_test, best)
         distances = self.crafting.distances(self.net, self.x_test, sets)
+        examples = self.crafting.examples(self.net, self.x_test, sets, class_names=self.class_names)
 
         started = time.perf_counter()
         replayed, per_image, metric_seconds = self.snapshot_pass(snapshots, sets)
@@ -214,4 +221,4 @@ class Replay:
                 key: sum(values) / len(values) for key, values in metric_seconds.items()
             },
         )
-        return ReplayResult(merged, distances, summary, sets)
+        return ReplayResult(merged, distances, summary, sets, examples)

@@ -53,6 +53,27 @@ class AdversarialSet:
             raise ReplayError(f"{path} is not a readable adversarial set: {err}") from err
 
 
+@dataclass
+class Examples:
+    """A few crafted examples of one attack, for pictures: the clean test images, their
+    adversarial versions and the labels, true and predicted by the best snapshot. Examples
+    that fool the best snapshot come first."""
+
+    attack: str
+    clean: torch.Tensor  # k x C x H x W, pixels in [0, 1]
+    adversarial: torch.Tensor
+    labels: torch.Tensor
+    predicted: torch.Tensor
+    class_names: tuple[str, ...] = ()
+
+    def name(self, label: int) -> str:
+        label = int(label)
+        return self.class_names[label] if label < len(self.class_names) else str(label)
+
+    def caption(self, i: int) -> str:
+        return f"true: {self.name(self.labels[i])}, predicted: {self.name(self.predicted[i])}"
+
+
 class Crafting:
     """Craft every attack once against the best snapshot, on the test images it gets right.
 
@@ -143,3 +164,27 @@ class Crafting:
                 }
             )
         return pd.DataFrame(rows, columns=DISTANCE_COLUMNS)
+
+    def examples(
+        self,
+        net: nn.Module,
+        x_test: torch.Tensor,
+        sets: dict[str, AdversarialSet],
+        k: int = 4,
+        class_names: tuple[str, ...] = (),
+    ) -> dict[str, Examples]:
+        """Per attack, ``k`` examples as ``net`` (the best snapshot) sees them."""
+        out = {}
+        for name, adv in sets.items():
+            predicted = predict(net, adv.x_adv, self.batch_size)
+            fooled = predicted != adv.labels
+            order = torch.cat([fooled.nonzero().flatten(), (~fooled).nonzero().flatten()])[:k]
+            out[name] = Examples(
+                name,
+                to_unit_range(x_test[adv.indices[order]]).cpu(),
+                adv.x_adv[order].cpu(),
+                adv.labels[order].cpu(),
+                predicted[order].cpu(),
+                tuple(class_names),
+            )
+        return out

@@ -12,7 +12,7 @@ SWEEP ?= $(shell for d in $$(ls -td multirun/*/ 2>/dev/null); do \
 REPORT = $(PY) -m advfit.report $(SWEEP)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format train demo paper report figures tables sync bench clean
+.PHONY: help install test test-fast lint format train demo paper report figures tables sync dashboard bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/^fig%:/fig3..fig10:/' \
@@ -79,6 +79,10 @@ sync: install ## Upload the offline W&B runs of SWEEP=<dir> (after `wandb login`
 	@runs=$$(find $(SWEEP) -path '*/wandb/offline-run-*' -maxdepth 4 -type d); \
 	if [ -z "$$runs" ]; then echo "no offline W&B runs under $(SWEEP)"; exit 1; fi; \
 	$(VENV)/bin/wandb sync $$runs
+
+dashboard: install ## Save the W&B workspace of the paper's figures: make dashboard ENTITY=me [PROJECT=advfit TASK=demo]
+	$(PY) -m advfit.dashboard --entity "$(ENTITY)" --project "$(or $(PROJECT),advfit)" \
+	  $(if $(TASK),--task $(TASK)) $(if $(DRY_RUN),--dry-run --out $(DRY_RUN))
 
 bench: install ## Speed benchmarks (see BENCHMARKS.md for recorded results)
 	$(VENV)/bin/pip install -q -e '.[dev,bench]'

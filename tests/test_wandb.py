@@ -1,6 +1,7 @@
 """W&B as a researcher meets it, read back from the offline files of real tiny runs."""
 
 import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from omegaconf import OmegaConf
 from PIL import Image as PILImage
 from torchvision.datasets import FashionMNIST
 
+from advfit import dashboard
 from advfit.rundir import RunDir
 from advfit.tasks import evaluate, train
 from tests.conftest import compose_cfg, run_cli
@@ -184,3 +186,73 @@ def test_an_unreachable_wandb_server_stops_the_run_within_seconds(tmp_path, fmni
     assert "W&B could not start an online run at http://127.0.0.1:9" in output
     assert "logger.wandb.mode=offline" in output and "Traceback" not in output
     assert time.monotonic() - started < 60 and not list(tmp_path.rglob("epoch_*.pt"))
+
+
+def logged_keys(run_dir: Path) -> set[str]:
+    """Every history key a run logged, media and tables under their own key."""
+    keys = set()
+    for row in history(run_dir):
+        for key in row:
+            keys.add(key)
+            if "/" in key:
+                keys.add(key.rsplit("/", 1)[0])
+    return keys
+
+
+def test_dashboard_spec_plots_the_papers_figures_from_logged_keys(logged, tmp_path, capsys):
+    run, _ = logged
+    out = tmp_path / "spec.json"
+    assert (
+        dashboard.main(["--dry-run", "--attacks", "fgsm", "--task", "study", "--out", str(out)])
+        == 0
+    )
+    spec = json.loads(out.read_text())["spec"]["section"]
+    sections = spec["panelBankConfig"]["sections"]
+    names = [s["name"] for s in sections]
+    for pair in ("3 (normal) and 7 (overfit)", "4 (normal) and 8 (overfit)",
+                 "5 (normal) and 9 (overfit)", "6 (normal) and 10 (overfit)"):  # fmt: skip
+        assert any(pair in name for name in names), (pair, names)
+    lines = [p for s in sections for p in s["panels"] if p["viewType"] == "Run History Line Plot"]
+    plotted = {m for p in lines for m in p["config"]["metrics"]}
+    assert plotted == {"train_acc", "val_acc", "test_acc", "asr_fgsm", "clever",
+                       "loss_sensitivity", "empirical_robustness"}  # fmt: skip
+    for panel in lines:
+        config = panel["config"]
+        assert config["xAxis"] == "epoch" and config["groupBy"] == "group"
+        assert (config["groupAgg"], config["groupArea"]) == ("mean", "stddev")
+    media = [k for s in sections for p in s["panels"] for k in p["config"].get("mediaKeys", [])]
+    assert media == ["examples/fgsm"]
+    tables = [s for s in sections if any(p["viewType"] == "Weave" for p in s["panels"])]
+    assert len(tables) == 1 and "distances" in json.dumps(tables[0])
+    # Every key the dashboard reads, the tiny run really logged.
+    assert plotted | set(media) | {"distances"} <= logged_keys(run.root)
+    runset = spec["runSets"][0]
+    assert runset["grouping"] == [{"section": "run", "name": "group"}]
+    filters = {(f["key"]["name"], f["op"], str(f["value"])) for f in runset["filters"]["filters"]}
+    assert ("tags", "IN", "['study']") in filters and ("jobType", "!=", "evaluate") in filters
+    assert spec["settings"]["xAxis"] == "epoch"
+
+
+@pytest.mark.parametrize(
+    "argv, env, message",
+    [
+        ([], {}, "--entity and --project required"),
+        (["--entity", "e", "--project", "p"], {"WANDB_API_KEY": ""}, "not logged in to W&B"),
+        (
+            ["--entity", "e", "--project", "p", "--timeout", "2"],
+            {"WANDB_API_KEY": "x" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"},
+            "W&B at http://127.0.0.1:9 cannot be reached",
+        ),
+        (["--dry-run", "--attacks", ","], {}, "names no attack"),
+    ],
+)
+def test_dashboard_refuses_at_once_with_one_line(argv, env, message, monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc login
+    monkeypatch.delenv("WANDB_BASE_URL", raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    started = time.monotonic()
+    assert dashboard.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1, err
+    assert time.monotonic() - started < 30

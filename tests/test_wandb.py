@@ -15,6 +15,7 @@ from PIL import Image as PILImage
 from torchvision.datasets import FashionMNIST
 
 from advfit import dashboard
+from advfit.report.__main__ import main as report_main
 from advfit.rundir import RunDir
 from advfit.tasks import evaluate, train
 from tests.conftest import compose_cfg, run_cli
@@ -256,3 +257,32 @@ def test_dashboard_refuses_at_once_with_one_line(argv, env, message, monkeypatch
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1, err
     assert time.monotonic() - started < 30
+
+
+def test_report_logs_a_report_run_with_figures_tables_and_the_html(logged, tmp_path):
+    run, _ = logged
+    out = tmp_path / "report"
+    assert report_main([str(run.root.parent), "--out", str(out)]) == 0
+    (path,) = offline_runs(out)
+    found = {r.WhichOneof("record_type"): r for r in records(path)}
+    assert found["run"].run.job_type == "report" and found["run"].run.project == "advfit"
+    (row,) = [r for r in history(out) if logged_value(r, "verdict")]
+    for name in ("fig7", "fig8", "fig9", "fig10"):  # the overfit regime's figures
+        image = logged_value(row, f"figures/{name}")
+        assert image["_type"] == "image-file" and image["caption"].startswith(f"Figure {name[3:]}.")
+        assert (path.parent / "files" / image["path"]).stat().st_size > 1000
+    verdict = json.loads((path.parent / "files" / logged_value(row, "verdict")["path"]).read_text())
+    assert len(verdict["data"]) == 1 and "verdict" in verdict["columns"]  # one attack: FGSM
+    distances = json.loads(
+        (path.parent / "files" / logged_value(row, "distances")["path"]).read_text()
+    )
+    assert [r[distances["columns"].index("attack")] for r in distances["data"]] == ["fgsm"]
+    manifest = "\n".join(
+        str(r.artifact) for r in records(path) if r.WhichOneof("record_type") == "artifact"
+    )
+    assert "report.html" in manifest and 'type: "report"' in manifest
+    assert (
+        report_main([str(run.root.parent), "--out", str(tmp_path / "r2"), "--wandb", "disabled"])
+        == 0
+    )
+    assert not offline_runs(tmp_path / "r2")

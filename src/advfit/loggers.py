@@ -283,3 +283,63 @@ def log_epoch_rows(wandb_run, rows: pd.DataFrame) -> None:
             if k != "epoch" and not (isinstance(v, float) and math.isnan(v))
         }
         wandb_run.log({"epoch": int(row["epoch"]), **values})
+
+
+# -- the report of a sweep ----------------------------------------------------------------
+
+
+def open_report_run(configs: list[dict], out: Path, mode: str = "auto"):
+    """A W&B run (job type ``report``) for a sweep's report, in the project and entity its
+    runs logged to, with its files under ``out/wandb``; None when no run logged to W&B or
+    ``mode`` is ``disabled``."""
+    nodes = (OmegaConf.select(OmegaConf.create(c), "logger.wandb") for c in configs if c)
+    node = next((n for n in nodes if n), None)
+    if not node or resolve_wandb_mode(mode) == "disabled":
+        return None
+    import wandb
+
+    mode = resolve_wandb_mode(node.get("mode", "auto") if mode == "auto" else mode)
+    if mode == "disabled":
+        return None
+    os.environ.setdefault("WANDB_SILENT", "true")
+    tasks = sorted({str(c.get("task_name")) for c in configs if c.get("task_name")})
+    out.mkdir(parents=True, exist_ok=True)
+    return wandb.init(
+        dir=str(out),
+        id=uuid.uuid4().hex[:16],
+        mode=mode,
+        project=node.get("project"),
+        entity=node.get("entity"),
+        group="report",
+        job_type="report",
+        name=f"report-{'-'.join(tasks) or 'sweep'}",
+        tags=["report", *tasks],
+        settings=wandb.Settings(init_timeout=float(node.get("init_timeout", 30))),
+    )
+
+
+def log_report(
+    wandb_run,
+    out: Path,
+    figures: dict[str, str],
+    tables: dict[str, pd.DataFrame],
+    verdicts: pd.DataFrame,
+) -> None:
+    """The report on W&B: each figure (``figures/<name>``, captioned), the verdict and
+    distance tables, each verdict word as summary, and report.html / report.md as an
+    artifact of type ``report``; then the run is closed."""
+    import wandb
+
+    row: dict[str, Any] = {
+        f"figures/{name}": wandb.Image(str(out / f"{name}.png"), caption=caption)
+        for name, caption in figures.items()
+    }
+    row.update({name: wandb.Table(dataframe=t) for name, t in tables.items() if t is not None})
+    wandb_run.log(row)
+    for r in verdicts.to_dict("records") if not verdicts.empty else []:
+        wandb_run.summary[f"verdict/{r['dataset']}/{r['regime']}/{r['attack']}"] = r["holds"]
+    artifact = wandb.Artifact(f"{wandb_run.name}-report", type="report")
+    for name in ("report.html", "report.md"):
+        artifact.add_file(str(out / name))
+    wandb_run.log_artifact(artifact)
+    close(wandb_run)

@@ -14,6 +14,8 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from advfit.errors import ConfigError
+from advfit.loggers import WANDB_MODES, log_report, open_report_run
 from advfit.report.collect import ReportError, aggregate, collect, pooled_distances
 from advfit.report.document import (
     Bullets,
@@ -88,7 +90,13 @@ def verdict_blocks(verdicts: pd.DataFrame) -> list:
     ]
 
 
-def build(paths: list[Path], out: Path, only: set[str] | None, thresholds: Thresholds) -> Path:
+def build(
+    paths: list[Path],
+    out: Path,
+    only: set[str] | None,
+    thresholds: Thresholds,
+    wandb_mode: str = "auto",
+) -> Path:
     sweep = collect(paths)
     groups = sweep.groups()
     out.mkdir(parents=True, exist_ok=True)
@@ -153,6 +161,18 @@ def build(paths: list[Path], out: Path, only: set[str] | None, thresholds: Thres
     report = out / "report.md"
     report.write_text(to_markdown(blocks))
     (out / "report.html").write_text(to_html(blocks, out, "advfit report"))
+    wandb_run = open_report_run([r.config for r in sweep.runs], out, wandb_mode)
+    if wandb_run is not None:
+        log_report(
+            wandb_run,
+            out,
+            {f.name: f.caption for f in figures},
+            {
+                "verdict": None if verdicts.empty else verdict_table(verdicts),
+                "distances": shown,
+            },
+            verdicts,
+        )
     return report
 
 
@@ -222,6 +242,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", default=None, help=f"comma-separated: {', '.join(FIGURES)}, tables"
     )
+    parser.add_argument(
+        "--wandb",
+        default="auto",
+        choices=WANDB_MODES,
+        help="log a `report` W&B run: auto = when the sweep's runs logged to W&B, in their "
+        "mode; disabled = never (default: %(default)s)",
+    )
     defaults = Thresholds()
     for name, value in vars(defaults).items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
@@ -230,8 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = Thresholds(**{k: getattr(args, k) for k in vars(defaults)})
     only = set(args.only.split(",")) if args.only else None
     try:
-        report = build(args.sweeps, args.out or args.sweeps[0] / "report", only, thresholds)
-    except ReportError as err:
+        report = build(
+            args.sweeps, args.out or args.sweeps[0] / "report", only, thresholds, args.wandb
+        )
+    except (ReportError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     verdict_md = report.parent / "verdict.md"

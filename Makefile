@@ -89,6 +89,7 @@ bench: install ## Speed benchmarks (see BENCHMARKS.md for recorded results)
 	$(PY) -m benchmarks.training_loop
 	$(PY) -m benchmarks.attacks
 	$(PY) -m benchmarks.clever
+	$(PY) -m benchmarks.protocol --measure-epochs 2 --measure-sources 100
 
 clean: ## Remove caches and the virtual environment (keeps multirun/ and data/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

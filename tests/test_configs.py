@@ -85,6 +85,14 @@ def test_run_dir_name_keeps_only_result_changing_overrides():
     assert run_dir_name("a", "") == "a"
 
 
+def test_a_long_run_dir_name_is_capped_and_stays_distinct():
+    overrides = "|".join(f"data.path=/a/very/long/path/{'x' * 150}/set{i}.npz" for i in range(2))
+    a = run_dir_name("custom-overfit-fold0-seed0", overrides.split("|")[0])
+    b = run_dir_name("custom-overfit-fold0-seed0", overrides.split("|")[1])
+    assert len(a) <= 200 and len(b) <= 200 and a != b
+    assert a.startswith("custom-overfit-fold0-seed0_data.path=")
+
+
 def test_local_config_is_optional_and_ignored_by_git():
     assert (CONF / "local").is_dir()
     assert "conf/local/*" in (Path(CONF).parent / ".gitignore").read_text()

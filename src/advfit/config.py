@@ -55,18 +55,25 @@ def run_dir_name(run_name: str, override_dirname: str = "") -> str:
         if key in _NAMED_ELSEWHERE or is_result_neutral(key.replace("/", ".")):
             continue
         extra.append(f"{key}={value}".replace("/", "-").replace(" ", ""))
-    return "_".join([run_name, *extra])
+    return capped("_".join([run_name, *extra]), 200)
+
+
+def capped(name: str, limit: int) -> str:
+    """``name`` when it fits ``limit`` characters; else its start and a hash of the whole,
+    so distinct names stay distinct (file names stop at 255 bytes, W&B groups at 128)."""
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+    return f"{name[: limit - 11]}-{digest}"
 
 
 def run_group(task: str, dataset: str, regime: str, seed: int, override_dirname: str = "") -> str:
     """The W&B group of a run: its run directory's identity without the fold, so the folds of
     one configuration share a group and two configurations never do. W&B caps groups at 128
     characters; longer ones end in a hash of the whole."""
-    group = f"{task}/" + run_dir_name(f"{dataset}-{regime}-seed{seed}", override_dirname)
-    if len(group) > 128:
-        digest = hashlib.sha1(group.encode()).hexdigest()[:10]
-        group = f"{group[:117]}-{digest}"
-    return group
+    return capped(
+        f"{task}/" + run_dir_name(f"{dataset}-{regime}-seed{seed}", override_dirname), 128
+    )
 
 
 def register_resolvers() -> None:

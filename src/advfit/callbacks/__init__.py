@@ -2,5 +2,6 @@
 
 from advfit.callbacks.replay import AdversarialReplay
 from advfit.callbacks.snapshots import EpochSnapshots
+from advfit.callbacks.timing import StageSeconds
 
-__all__ = ["AdversarialReplay", "EpochSnapshots"]
+__all__ = ["AdversarialReplay", "EpochSnapshots", "StageSeconds"]

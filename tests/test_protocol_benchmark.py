@@ -1,0 +1,73 @@
+"""The protocol benchmark at toy size, so it cannot rot: every stage in its table."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from benchmarks import protocol
+
+
+@pytest.mark.slow
+def test_protocol_benchmark_times_every_stage_at_toy_size(tmp_path, fmnist_dir, capsys):
+    out = tmp_path / "bench"
+    argv = [
+        "--shapes", "cifar10", "--regimes", "overfit",
+        "--train-size", "400", "--test-size", "150",
+        "--epochs", "4", "--measure-epochs", "2", "--sources", "40", "--measure-sources", "20",
+        "--folds", "5", "--threads", "1",
+        "--data-dir", str(fmnist_dir), "--out", str(out),
+        "--set", "metrics.n_images=60", "--set", "metrics.clever.n_images=2",
+        "--set", "metrics.clever.pool_factor=2", "--set", "data.eval_batch_size=200",
+    ]  # fmt: skip
+    assert protocol.main(argv) == 0
+    table = pd.read_csv(out / "protocol.csv")
+    stages = {"train", "validate", "attack fgsm", "attack pgd", "attack cw",
+              "classify snapshots", "loss_sensitivity", "empirical_robustness", "clever",
+              "other (start-up, data, files)", "run", "metrics / training"}  # fmt: skip
+    assert stages <= set(table.columns)
+    assert table["shape"].tolist() == ["cifar10"]
+    for column in stages - {"other (start-up, data, files)"}:
+        assert (table[column] > 0).all(), column
+    parts = table[sorted(stages - {"run", "metrics / training"})].sum(axis=1)
+    assert table["run"].to_numpy() == pytest.approx(parts.to_numpy())
+    text = (out / "protocol.md").read_text()
+    assert "extrapolated from 2 epochs and 20 sources to 4 and 40" in text
+    total = table["run"].sum() * 5
+    assert f"{total:,.0f} s" in text
+
+
+@pytest.mark.parametrize("shape, side", [("cifar10", 32), ("stl10", 96)])
+def test_standins_have_the_papers_shapes_from_real_images(shape, side, fmnist_dir, tmp_path):
+    path = protocol.standin(protocol.SHAPES[shape], 400, 150, fmnist_dir, tmp_path)
+    x_train, *_ = protocol.fashion_mnist(fmnist_dir)
+    with np.load(path) as npz:
+        assert npz["x_train"].shape == (400, 1, side, side)
+        assert npz["x_test"].shape == (150, 1, side, side)
+        assert npz["x_train"].dtype == np.uint8
+        assert sorted(set(npz["y_train"].tolist())) == list(range(10))
+        first = npz["x_train"][0, 0].astype(float)
+    source = x_train[0, 0].numpy().astype(float)
+    if shape == "cifar10":  # padded: the image itself in the middle, zeros around
+        assert np.array_equal(first[2:30, 2:30], source) and first.sum() == source.sum()
+    else:  # resized: the same picture, brightness kept
+        back = F.interpolate(torch.tensor(first)[None, None], size=(28, 28), mode="area")
+        assert np.corrcoef(back.numpy().ravel(), source.ravel())[0, 1] > 0.95
+        assert abs(first.mean() - source.mean()) < 5
+    assert protocol.standin(protocol.SHAPES[shape], 400, 150, fmnist_dir, tmp_path) == path
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--train-size", "70000"], "70,000 training images cannot be built"),
+        (["--shapes", "stl10", "--test-size", "20000"], "20,000 test images cannot be built"),
+        (["--shapes", "imagenet"], "accepted are cifar10, stl10"),
+        (["--measure-epochs", "0"], "--measure-epochs=0: must be >= 1"),
+    ],
+)
+def test_protocol_benchmark_refuses_what_it_cannot_build(argv, message, tmp_path, capsys):
+    assert protocol.main([*argv, "--data-dir", str(tmp_path), "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not list(tmp_path.rglob("*.npz"))

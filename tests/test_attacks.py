@@ -62,6 +62,19 @@ def test_linf_attacks_stay_in_the_ball_and_the_pixel_range(net, make):
     assert (x_adv != x).any()
 
 
+@pytest.mark.parametrize("make", [fgsm, pgd], ids=["fgsm", "pgd"])
+def test_fgsm_and_pgd_do_not_depend_on_the_batch_size(net, make):
+    """Why their batch sizes are result-neutral (config.RESULT_NEUTRAL); PGD with its
+    random start drawn from the seed."""
+    x, y = torch.rand(64, 1, 28, 28), torch.randint(0, 10, (64,))
+    crafted = []
+    for batch_size in (64, 20, 7):
+        torch.manual_seed(3)
+        crafted.append(make(batch_size=batch_size)(net.eval(), x, y))
+    for other in crafted[1:]:
+        assert torch.allclose(other, crafted[0], atol=1e-6)
+
+
 def test_attacks_freeze_parameters_and_restore_the_models_state(net):
     net.train()
     net.features[0].weight.requires_grad_(False)  # a mixed state must come back as it was

@@ -73,6 +73,19 @@ def test_same_seed_same_clever_another_seed_close(small_lenet):
     assert c.mean().item() == pytest.approx(a.mean().item(), rel=0.1)
 
 
+def test_points_per_pass_changes_the_speed_not_the_scores(small_lenet):
+    net, x = small_lenet
+    params = {"nb_batches": 8, "batch_size": 10, "pool_factor": 4, "seed": 3}
+    whole = Clever(**params, points_per_pass=40).evaluate(net, x[:4])
+    for step in (1, 7, 1000):
+        parts = Clever(**params, points_per_pass=step).evaluate(net, x[:4])
+        # Equal up to float rounding (a convolution's kernel may change with the batch).
+        assert torch.allclose(parts.scores, whole.scores, rtol=1e-5), step
+        assert torch.allclose(
+            parts.per_class.nan_to_num(-1), whole.per_class.nan_to_num(-1), rtol=1e-5
+        )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -80,6 +93,7 @@ def test_same_seed_same_clever_another_seed_close(small_lenet):
         ({"radius": 0}, "clever.radius=0 is invalid"),
         ({"nb_batches": 0}, "clever.nb_batches=0 is invalid"),
         ({"batch_size": 0}, "clever.batch_size=0 is invalid"),
+        ({"points_per_pass": 0}, "clever.points_per_pass=0 is invalid"),
         ({"outputs": "softmax"}, "clever.outputs='softmax' is invalid"),
     ],
 )

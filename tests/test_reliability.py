@@ -103,6 +103,14 @@ def test_result_neutral_keys_never_rename_or_refuse_a_run():
     name = run_dir_name("a", "cpu_threads=1|trainer.accelerator=cpu|data.eval_batch_size=10")
     assert name == "a"
     assert config_differences({"cpu_threads": None}, {"cpu_threads": 1}) == []
+    # Runs made with the earlier batch sizes resume under the new defaults ...
+    old = {"attack": {"pgd": {"batch_size": 500}}, "metrics": {"clever": {"points_per_pass": 500}}}
+    new = {"attack": {"pgd": {"batch_size": 250}}, "metrics": {"clever": {"points_per_pass": 100}}}
+    assert config_differences(old, new) == []
+    # ... but not CW's: abort_early watches the whole batch.
+    assert config_differences(
+        {"attack": {"cw": {"batch_size": 500}}}, {"attack": {"cw": {"batch_size": 250}}}
+    )
 
 
 # -- evaluate.py on damaged runs: checks first, changes nothing -------------------------

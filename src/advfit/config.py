@@ -29,6 +29,13 @@ RESULT_NEUTRAL = (
     "data.data_dir",
     "data.download",
     "data.eval_batch_size",
+    # Batch sizes of per-image computations (equal results up to float rounding; PGD's random
+    # start is drawn in image order). Not CW's: its abort_early watches the whole batch.
+    "attack.fgsm.batch_size",
+    "attack.pgd.batch_size",
+    "metrics.loss_sensitivity.batch_size",
+    "metrics.empirical_robustness.batch_size",
+    "metrics.clever.points_per_pass",
 )
 #: Keys that differ between the folds of one configuration.
 PER_FOLD = ("fold", "data.fold")

@@ -56,7 +56,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         download: bool = True,
         train_subset: int | None = None,
         test_subset: int | None = None,
-        eval_batch_size: int = 1000,
+        eval_batch_size: int = 250,
         name: str | None = None,
     ) -> None:
         super().__init__()

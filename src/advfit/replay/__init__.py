@@ -89,7 +89,7 @@ class Replay:
         y_test: torch.Tensor,
         attacks: dict[str, Attack],
         n_images: int = 1000,
-        batch_size: int = 1000,
+        batch_size: int = 250,
         progress: bool = True,
         metrics: SnapshotMetrics | None = None,
         class_names: tuple[str, ...] = (),

@@ -170,7 +170,7 @@ def test_report_end_to_end_writes_figures_tables_and_verdict(sweep):
     assert "left out (no DONE): 1" in text
     # The fixture follows the paper's trend in both regimes.
     assert "- cifar10, normal, fgsm: holds: ASR rises with test accuracy" in text
-    assert "- cifar10, overfit, fgsm: holds: validation accuracy falls" in text
+    assert "- cifar10, overfit, fgsm: holds: the runs overfit: validation accuracy falls" in text
     assert (
         "| **holds** |" in text and "*Figure 4. Progression in the no-overfitting regime.*" in text
     )
@@ -291,6 +291,35 @@ def test_overfit_regime_verdict_reads_the_interval_of_the_asr_change(tmp_path, s
         pytest.approx((mean, low, high))
     )
     assert row["holds"] == expected, row["claim"]
+
+
+@pytest.mark.parametrize(("loss_rises", "expected"), [(True, "holds"), (False, "undetermined")])
+def test_overfitting_is_read_from_validation_loss_when_accuracy_plateaus(
+    tmp_path, loss_rises, expected
+):
+    """Validation accuracy peaks at epoch 6 and then stays within 0.005 of it; validation
+    loss is least at epoch 6 and then rises (or stays flat); ASR falls after the best epoch."""
+    e = np.arange(1, 13)
+    rises = []
+    for fold, (wobble, steepness) in enumerate([(0.001, 0.08), (0.002, 0.1), (0.0, 0.12)]):
+        val = np.where(e <= 6, 0.5 + 0.05 * e, 0.8 - 0.004 - wobble)
+        val[5] = 0.8
+        loss = np.where(e <= 6, 1.5 - 0.15 * e, 0.6 + (steepness * (e - 6) if loss_rises else 0))
+        frame = curves(e, val, val, np.where(e <= 6, 0.9, 0.9 - 0.02 * (e - 6)))
+        write_run(tmp_path, "cifar10", "overfit", fold, frame.assign(val_loss=loss))
+        rises.append(loss[-1] / loss.min() - 1)
+    row = verdict("overfit", collect([tmp_path]).groups()[("cifar10", "overfit")], Thresholds())
+    row = row.iloc[0]
+    assert row["val_loss_rise"] == pytest.approx(np.mean(rises))
+    assert row["holds"] == expected, row["claim"]
+    if loss_rises:
+        mean, low, high = hand_interval(rises)
+        assert f"validation loss ends {mean:+.3f} [{low:+.3f}, {high:+.3f}] above" in row["claim"]
+    else:
+        assert (
+            "not clearly more than 0.01" in row["claim"]
+            and "do not clearly overfit" in (row["claim"])
+        )
 
 
 def test_two_epochs_or_one_fold_are_undetermined_with_the_reason(tmp_path):

@@ -30,14 +30,17 @@ class Thresholds:
     first_epoch: epochs before it are left out (the paper discards the unstable first ones).
     min_rho: normal regime: Spearman rho(test_acc, ASR) must be at least this.
     max_asr_rise: overfit regime: ASR may rise by at most this from the best epoch to the last.
-    min_val_drop: overfit regime: validation accuracy must fall by at least this from the
-        best epoch to the last (else the runs did not overfit and the claim is not tested).
+    min_val_drop: overfit regime: the runs overfit when validation accuracy falls by more
+        than this from the best epoch to the last ...
+    min_val_loss_rise: ... or when validation loss ends more than this fraction above its
+        minimum (else the runs did not overfit and the claim is not tested).
     """
 
     first_epoch: int = 5
     min_rho: float = 0.3
     max_asr_rise: float = 0.02
     min_val_drop: float = 0.01
+    min_val_loss_rise: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,7 @@ def per_fold(run: Run, column: str, t: Thresholds) -> dict[str, float]:
         "rho": rho,
         "asr_change": float(epochs.loc[last, column] - epochs.loc[best, column]),
         "val_drop": float(epochs.loc[best, "val_acc"] - epochs.loc[last, "val_acc"]),
+        "val_loss_rise": float(epochs.loc[last, "val_loss"] / epochs["val_loss"].min() - 1),
         "best_is_last": best == last,
     }
 
@@ -128,7 +132,8 @@ def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[s
     rho = Interval.over(folds["rho"].tolist(), bounds=(-1.0, 1.0))
     rise = Interval.over(folds["asr_change"].tolist())
     drop = Interval.over(folds["val_drop"].tolist())
-    numbers = {"rho": rho, "asr_change": rise, "val_drop": drop}
+    loss_rise = Interval.over(folds["val_loss_rise"].tolist())
+    numbers = {"rho": rho, "asr_change": rise, "val_drop": drop, "val_loss_rise": loss_rise}
     if regime != "overfit":
         agree = _agree(folds["rho"].tolist(), lambda v: v >= t.min_rho)
         numbers["agree"] = agree
@@ -155,16 +160,25 @@ def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[s
         )
     if drop.n < 2:
         return UNDETERMINED, [f"{drop.n} fold(s): an interval needs at least 2"], numbers
-    overfits = drop.side(t.min_val_drop, above_holds=True)
-    if overfits != HOLDS:
+    by_accuracy = drop.side(t.min_val_drop, above_holds=True) == HOLDS
+    by_loss = loss_rise.side(t.min_val_loss_rise, above_holds=True) == HOLDS
+    if not (by_accuracy or by_loss):
         return (
             UNDETERMINED,
             [
                 f"validation accuracy after the best epoch falls by {drop}, not clearly more "
-                f"than {t.min_val_drop}: the runs do not clearly overfit"
+                f"than {t.min_val_drop}, and validation loss ends {loss_rise} above its "
+                f"minimum (relative), not clearly more than {t.min_val_loss_rise}: the runs "
+                "do not clearly overfit"
             ],
             numbers,
         )
+    overfit = (
+        f"validation accuracy falls by {drop} after the best epoch"
+        if by_accuracy
+        else f"validation loss ends {loss_rise} above its minimum (relative; validation "
+        f"accuracy falls by {drop} after the best epoch)"
+    )
     verdict = rise.side(t.max_asr_rise, above_holds=False)
     reason = {
         HOLDS: f"ASR does not rise while validation accuracy falls: ASR change {rise} stays at "
@@ -174,7 +188,7 @@ def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[s
     }[verdict]
     return (
         verdict,
-        [f"validation accuracy falls by {drop} after the best epoch", f"{reason} ({agree})"],
+        [f"the runs overfit: {overfit}", f"{reason} ({agree})"],
         numbers,
     )
 
@@ -196,6 +210,7 @@ def verdict(regime: str, runs: list[Run], t: Thresholds) -> pd.DataFrame:
                 "asr_change_low": n["asr_change"].low,
                 "asr_change_high": n["asr_change"].high,
                 "val_drop_best_to_last": n["val_drop"].mean,
+                "val_loss_rise": n["val_loss_rise"].mean,
                 "folds_agreeing": n["agree"],
                 "holds": holds,
                 "claim": "; ".join(reasons),

@@ -107,9 +107,10 @@ QUICK_REPLAY = [
 
 @pytest.mark.slow
 def test_the_demos_settings_give_the_two_regimes_their_shapes(tmp_path, fmnist_dir):
-    """experiment=demo's data, epochs and learning rates, one fold of each regime (its replay
+    """experiment=demo's data, epochs and learning rates, fold 0 of each regime (its replay
     cut to one attack and no metrics): the overfitting regime peaks well before the last
-    epoch while training accuracy keeps rising; the normal regime rises to the end."""
+    epoch while training accuracy keeps rising and validation loss climbs; the normal regime
+    rises to the end."""
     curves = {}
     for regime in ("normal_demo", "overfit"):
         cfg = compose_cfg(
@@ -125,10 +126,14 @@ def test_the_demos_settings_give_the_two_regimes_their_shapes(tmp_path, fmnist_d
     assert last == 40 and best <= last - 5, best
     assert epochs.loc[last, "train_acc"] - epochs.loc[best, "train_acc"] > 0.05
     assert epochs.loc[last, "train_acc"] - epochs.loc[last, "val_acc"] > 0.15  # the gap
+    # Validation loss: least well before the end, then up by far more than the verdict's 0.1.
+    assert epochs["val_loss"].idxmin() <= last - 10
+    assert epochs.loc[last, "val_loss"] / epochs["val_loss"].min() - 1 > 0.3
     epochs, best = curves["normal_demo"]
     assert epochs.loc[last, "val_acc"] - epochs.loc[5, "val_acc"] > 0.3  # it learns
     assert abs(epochs.loc[last, "train_acc"] - epochs.loc[last, "val_acc"]) < 0.05  # together
     assert best >= last - 10  # still near its best at the end
+    assert epochs.loc[last, "val_loss"] / epochs["val_loss"].min() - 1 < 0.05  # not overfitting
 
 
 def test_same_seed_same_numbers(tmp_path, fmnist_dir):

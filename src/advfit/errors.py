@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from advfit.data.errors import DataError
+
+class DataError(ValueError):
+    """A data set is missing, unreadable or malformed; the message says what to do."""
 
 
 class ConfigError(ValueError):

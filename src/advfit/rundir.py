@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 from omegaconf import OmegaConf
 
 from advfit.errors import RunError
@@ -70,6 +69,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
+    import torch  # here, so reading a run directory does not load torch
+
     atomic_write(path, lambda f: torch.save(obj, f), binary=True)
 
 

@@ -1,5 +1,6 @@
-"""Errors raised while finding and checking a data set."""
+"""Errors raised while finding and checking a data set (defined with the others in
+:mod:`advfit.errors`, which imports nothing heavy)."""
 
+from advfit.errors import DataError
 
-class DataError(ValueError):
-    """A data set is missing, unreadable or malformed; the message says what to do."""
+__all__ = ["DataError"]

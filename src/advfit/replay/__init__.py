@@ -195,8 +195,11 @@ class Replay:
         load_weights(self.net, snapshots[best])
         self.net.eval()
         sets, seconds = self.crafting(self.net, self.x_test, self.y_test, best)
-        distances = self.crafting.distances(self.net, self.x_test, sets)
-        examples = self.crafting.examples(self.net, self.x_test, sets, class_names=self.class_names)
+        predicted = self.crafting.predictions(self.net, sets)
+        distances = self.crafting.distances(self.x_test, sets, predicted)
+        examples = self.crafting.examples(
+            self.x_test, sets, predicted, class_names=self.class_names
+        )
 
         started = time.perf_counter()
         replayed, per_image, metric_seconds = self.snapshot_pass(snapshots, sets)

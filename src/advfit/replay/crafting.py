@@ -147,14 +147,24 @@ class Crafting:
             seconds[f"craft_{name}"] = time.perf_counter() - started
         return sets, seconds
 
+    def predictions(
+        self, net: nn.Module, sets: dict[str, AdversarialSet]
+    ) -> dict[str, torch.Tensor]:
+        """Per attack: the classes ``net`` (the best snapshot) gives its adversarial images."""
+        return {name: predict(net, adv.x_adv, self.batch_size) for name, adv in sets.items()}
+
     def distances(
-        self, net: nn.Module, x_test: torch.Tensor, sets: dict[str, AdversarialSet]
+        self,
+        x_test: torch.Tensor,
+        sets: dict[str, AdversarialSet],
+        predicted: dict[str, torch.Tensor],
     ) -> pd.DataFrame:
-        """Per attack: L0/L2/L-inf over the examples that fool ``net`` (the best snapshot)."""
+        """Per attack: L0/L2/L-inf over the examples that fool the best snapshot (whose
+        classes are ``predicted``, from :meth:`predictions`)."""
         rows = []
         for name, adv in sets.items():
             x = to_unit_range(x_test[adv.indices])
-            fooled = predict(net, adv.x_adv, self.batch_size) != adv.labels
+            fooled = predicted[name] != adv.labels
             rows.append(
                 {
                     "attack": name,
@@ -165,18 +175,19 @@ class Crafting:
             )
         return pd.DataFrame(rows, columns=DISTANCE_COLUMNS)
 
+    @staticmethod
     def examples(
-        self,
-        net: nn.Module,
         x_test: torch.Tensor,
         sets: dict[str, AdversarialSet],
+        predictions: dict[str, torch.Tensor],
         k: int = 4,
         class_names: tuple[str, ...] = (),
     ) -> dict[str, Examples]:
-        """Per attack, ``k`` examples as ``net`` (the best snapshot) sees them."""
+        """Per attack, ``k`` examples as the best snapshot sees them (its classes in
+        ``predictions``, from :meth:`predictions`)."""
         out = {}
         for name, adv in sets.items():
-            predicted = predict(net, adv.x_adv, self.batch_size)
+            predicted = predictions[name]
             fooled = predicted != adv.labels
             order = torch.cat([fooled.nonzero().flatten(), (~fooled).nonzero().flatten()])[:k]
             out[name] = Examples(

@@ -19,6 +19,7 @@ import socket
 import sys
 from urllib.parse import urlparse
 
+from advfit.errors import first_line
 from advfit.report.figures import FIGURES, Figure
 
 #: The paper's attacks (conf/train.yaml's default ``attack`` list).
@@ -33,9 +34,7 @@ class DashboardError(Exception):
 
 def series(figure: Figure, attacks: tuple[str, ...]) -> dict[str, str]:
     """The W&B keys a figure plots (the epochs.csv columns) with their labels."""
-    if figure.series is not None:
-        return dict(figure.series)
-    return {"test_acc": "test accuracy", **{f"asr_{a}": f"ASR {a.upper()}" for a in attacks}}
+    return figure.labels(["test_acc", *(f"asr_{a}" for a in attacks), *(figure.series or {})])
 
 
 def sections_of_figures(attacks: tuple[str, ...]) -> list[tuple[str, Figure, dict[str, str]]]:
@@ -165,8 +164,7 @@ def save(board, timeout: float) -> None:
     try:
         board.save()
     except Exception as err:  # wandb raises many types: auth, HTTP, GraphQL
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DashboardError(f"W&B did not save the workspace: {first}") from None
+        raise DashboardError(f"W&B did not save the workspace: {first_line(err)}") from None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,6 +18,12 @@ class RunError(RuntimeError):
 UserError = (ConfigError, DataError, RunError)
 
 
+def first_line(err: BaseException) -> str:
+    """An error's message in one line (its first), or its type's name when it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def user_error(exc: BaseException) -> BaseException | None:
     """The user-fixable error behind ``exc`` (Hydra wraps errors raised while instantiating)."""
     seen = exc

@@ -19,7 +19,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import WandbLogger
 
-from advfit.errors import ConfigError, RunError
+from advfit.errors import ConfigError, RunError, first_line
 from advfit.rundir import TRAIN_COLUMNS, RunDir
 
 if TYPE_CHECKING:
@@ -96,9 +96,8 @@ def start_loggers(loggers: list[Any]) -> None:
                 _ = logger.experiment
             except wandb.errors.Error as err:
                 host = os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
-                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
                 raise RunError(
-                    f"W&B could not start an online run at {host}: {first}. Check `wandb login` "
+                    f"W&B could not start an online run at {host}: {first_line(err)}. Check `wandb login` "
                     "(or WANDB_API_KEY) and the network, or log offline with "
                     "logger.wandb.mode=offline (upload later with `make sync`)."
                 ) from None
@@ -145,16 +144,10 @@ def open_wandb_run(run: RunDir, run_cfg: DictConfig):
     node = OmegaConf.select(run_cfg, "logger.wandb")
     if not node:
         return None
-    import wandb
-
-    mode = resolve_wandb_mode(node.get("mode", "auto"))
-    os.environ.setdefault("WANDB_SILENT", "true")
-    wandb_run = wandb.init(
-        dir=str(run.root),
-        id=uuid.uuid4().hex[:16],
-        mode=mode,
-        project=node.get("project"),
-        entity=node.get("entity"),
+    wandb_run = own_run(
+        node,
+        run.root,
+        resolve_wandb_mode(node.get("mode", "auto")),
         group=node.get("group"),
         name=f"{node.get('name')}-evaluate",
         job_type="evaluate",
@@ -163,6 +156,24 @@ def open_wandb_run(run: RunDir, run_cfg: DictConfig):
     )
     epoch_axis(wandb_run)
     return wandb_run
+
+
+def own_run(node: DictConfig, root: Path, mode: str, **fields):
+    """A new W&B run (a fresh id) beside a training run: in its project and entity (the
+    ``logger.wandb`` config ``node``), files under ``root/wandb``, start-up bounded by its
+    ``init_timeout``; ``fields`` are ``wandb.init``'s group, name, job type, tags..."""
+    import wandb
+
+    os.environ.setdefault("WANDB_SILENT", "true")
+    return wandb.init(
+        dir=str(root),
+        id=uuid.uuid4().hex[:16],
+        mode=mode,
+        project=node.get("project"),
+        entity=node.get("entity"),
+        settings=wandb.Settings(init_timeout=float(node.get("init_timeout", 30))),
+        **fields,
+    )
 
 
 def log_replay(wandb_run, result: ReplayResult) -> None:
@@ -294,28 +305,28 @@ def open_report_run(configs: list[dict], out: Path, mode: str = "auto"):
     ``mode`` is ``disabled``."""
     nodes = (OmegaConf.select(OmegaConf.create(c), "logger.wandb") for c in configs if c)
     node = next((n for n in nodes if n), None)
-    if not node or resolve_wandb_mode(mode) == "disabled":
+    if not node:
         return None
-    import wandb
-
     mode = resolve_wandb_mode(node.get("mode", "auto") if mode == "auto" else mode)
     if mode == "disabled":
         return None
-    os.environ.setdefault("WANDB_SILENT", "true")
+    import wandb
+
     tasks = sorted({str(c.get("task_name")) for c in configs if c.get("task_name")})
     out.mkdir(parents=True, exist_ok=True)
-    return wandb.init(
-        dir=str(out),
-        id=uuid.uuid4().hex[:16],
-        mode=mode,
-        project=node.get("project"),
-        entity=node.get("entity"),
-        group="report",
-        job_type="report",
-        name=f"report-{'-'.join(tasks) or 'sweep'}",
-        tags=["report", *tasks],
-        settings=wandb.Settings(init_timeout=float(node.get("init_timeout", 30))),
-    )
+    try:
+        return own_run(
+            node,
+            out,
+            mode,
+            group="report",
+            job_type="report",
+            name=f"report-{'-'.join(tasks) or 'sweep'}",
+            tags=["report", *tasks],
+        )
+    except wandb.errors.Error as err:  # the report's files are written already
+        log.warning("W&B did not start the report's run (%s); the report is on disk only", err)
+        return None
 
 
 def log_report(

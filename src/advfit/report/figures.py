@@ -41,17 +41,22 @@ class Figure:
         number = self.name[3:] if self.name.startswith("fig") else ""
         return f"Figure {number}. {self.title}" if number.isdigit() else self.title
 
-    def series_for(self, table: pd.DataFrame) -> dict[str, str]:
-        """The series this aggregated table can draw (columns present and not all NaN)."""
-        means = table["mean"].columns
+    def labels(self, columns) -> dict[str, str]:
+        """The series this figure draws from ``columns`` (epochs.csv column names), with
+        their legend labels; the report's figures and the W&B dashboard both read it."""
         series = self.series
         if series is None:  # test accuracy and every attack's ASR
             series = {
                 "test_acc": "test accuracy",
-                **{c: f"ASR {c[4:].upper()}" for c in means if c.startswith("asr_")},
+                **{c: f"ASR {c[4:].upper()}" for c in columns if c.startswith("asr_")},
             }
+        return {c: label for c, label in series.items() if c in columns}
+
+    def series_for(self, table: pd.DataFrame) -> dict[str, str]:
+        """The series this aggregated table can draw (columns present and not all NaN)."""
+        means = table["mean"]
         return {
-            c: label for c, label in series.items() if c in means and table["mean"][c].notna().any()
+            c: label for c, label in self.labels(means.columns).items() if means[c].notna().any()
         }
 
 

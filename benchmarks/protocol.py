@@ -239,11 +239,18 @@ def main(argv: list[str] | None = None) -> int:
             summary, wall = run_once(
                 npzs[name], name, regime, epochs, sources, args.out, threads, args.set
             )
-            return {
+            row = {
                 "shape": name,
                 "regime": regime,
+                "device": summary.get("device", "?"),
                 **stages(summary, wall, epochs, sources, target),
             }
+            print(
+                f"finished {name} / {regime} on {row['device']} in {wall:,.0f} s "
+                f"({row['run']:,.0f} s per run at the protocol's settings)",
+                flush=True,
+            )
+            return row
 
         started = time.perf_counter()
         with ThreadPoolExecutor(args.jobs) as pool:
@@ -261,8 +268,11 @@ def main(argv: list[str] | None = None) -> int:
         if extrapolated
         else f"measured at {args.epochs} epochs and {args.sources} sources"
     )
+    gpu = (
+        f"{torch.cuda.get_device_name()} GPU, " if torch.cuda.is_available() else "no GPU, "
+    )
     lines = [
-        f"Protocol benchmark, {date.today()}, {os.cpu_count()} CPU cores, "
+        f"Protocol benchmark, {date.today()}, {gpu}{os.cpu_count()} CPU cores, "
         f"torch {torch.__version__}; {args.jobs} job(s) at once with {threads} thread(s) "
         f"each; fold 0 of each regime, {how}; this benchmark's wall time {wall:,.0f} s. "
         "Seconds per run:",

@@ -286,3 +286,18 @@ def test_report_logs_a_report_run_with_figures_tables_and_the_html(logged, tmp_p
         == 0
     )
     assert not offline_runs(tmp_path / "r2")
+
+
+def test_runs_without_a_wandb_logger_never_import_wandb(monkeypatch, tmp_path):
+    """logger=none or csv must run where wandb is not installed (a GPU image without it)."""
+    from pytorch_lightning.loggers import CSVLogger
+
+    from advfit.loggers import finish_loggers, start_loggers
+
+    monkeypatch.setitem(__import__("sys").modules, "wandb", None)  # `import wandb` now fails
+    loggers = [CSVLogger(str(tmp_path))]
+    start_loggers(loggers)
+    finish_loggers(loggers)
+    start_loggers([])
+    with pytest.raises(ImportError):
+        import wandb  # noqa: F401  (the check above is real: the import is blocked)

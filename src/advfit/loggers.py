@@ -87,11 +87,12 @@ def wandb_logger(
 
 def start_loggers(loggers: list[Any]) -> None:
     """Start the W&B run before training, so a server that cannot be reached (no network, a
-    bad key) stops the run at once with a message instead of a traceback."""
-    import wandb
-
+    bad key) stops the run at once with a message instead of a traceback. Without a W&B
+    logger (``logger=none``, ``logger=csv``) wandb is not imported."""
     for logger in loggers:
         if isinstance(logger, WandbLogger):
+            import wandb
+
             try:
                 _ = logger.experiment
             except wandb.errors.Error as err:

@@ -268,9 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         if extrapolated
         else f"measured at {args.epochs} epochs and {args.sources} sources"
     )
-    gpu = (
-        f"{torch.cuda.get_device_name()} GPU, " if torch.cuda.is_available() else "no GPU, "
-    )
+    gpu = f"{torch.cuda.get_device_name()} GPU, " if torch.cuda.is_available() else "no GPU, "
     lines = [
         f"Protocol benchmark, {date.today()}, {gpu}{os.cpu_count()} CPU cores, "
         f"torch {torch.__version__}; {args.jobs} job(s) at once with {threads} thread(s) "

@@ -77,7 +77,7 @@ def test_points_per_pass_changes_the_speed_not_the_scores(small_lenet):
     net, x = small_lenet
     params = {"nb_batches": 8, "batch_size": 10, "pool_factor": 4, "seed": 3}
     whole = Clever(**params, points_per_pass=40).evaluate(net, x[:4])
-    for step in (1, 7, 1000):
+    for step in (1, 7, 1000, "auto"):
         parts = Clever(**params, points_per_pass=step).evaluate(net, x[:4])
         # Equal up to float rounding (a convolution's kernel may change with the batch).
         assert torch.allclose(parts.scores, whole.scores, rtol=1e-5), step
@@ -86,10 +86,22 @@ def test_points_per_pass_changes_the_speed_not_the_scores(small_lenet):
         )
 
 
+def test_points_per_pass_auto_is_100_on_the_cpu_and_the_whole_pool_elsewhere():
+    auto = Clever(points_per_pass="auto")
+    assert auto._points_per_pass(torch.zeros(500, 1, 4, 4)) == 100
+    # A tensor on another device (``meta`` stands in for a GPU): the whole pool at once.
+    assert auto._points_per_pass(torch.zeros(500, 1, 4, 4, device="meta")) == 500
+    assert Clever(points_per_pass=7)._points_per_pass(torch.zeros(500, 1, 4, 4)) == 7
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"norm": 3}, "clever.norm=3 is invalid"),
+        (
+            {"points_per_pass": "fast"},
+            "clever.points_per_pass='fast' is invalid: accepted are auto",
+        ),
         ({"radius": 0}, "clever.radius=0 is invalid"),
         ({"nb_batches": 0}, "clever.nb_batches=0 is invalid"),
         ({"batch_size": 0}, "clever.batch_size=0 is invalid"),

@@ -165,7 +165,24 @@ def test_same_seed_same_numbers(tmp_path, fmnist_dir):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        # As a user meets them (a process, its exit status and output): one of advfit's
+        # checks and one of Hydra's composition errors. The other values are checked
+        # in-process below, through the same train().
         (["fold=7"], "fold=7 is invalid: accepted values are 0..4"),
+        (["data=imagenet"], "Could not find 'data/imagenet'"),
+    ],
+)
+def test_bad_input_stops_before_training(tmp_path, args, message):
+    result = run_cli("train.py", f"paths.root_dir={tmp_path}", "logger=none", *args, cwd=tmp_path)
+    assert result.returncode != 0  # 2 for advfit's checks, 1 for Hydra's own errors
+    assert message in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not list(tmp_path.rglob("DONE")) and not list(tmp_path.rglob("epoch_*.pt"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
         (
             ["data.test_subset=100"],
             "metrics.n_images=1000 is invalid: the test set holds 100 images",
@@ -176,7 +193,6 @@ def test_same_seed_same_numbers(tmp_path, fmnist_dir):
         ),
         (["metrics.every_k=0"], "metrics.every_k=0 is invalid"),
         (["metrics.clever.radius=0"], "clever.radius=0 is invalid"),
-        (["data=imagenet"], "Could not find 'data/imagenet'"),
         (["regime=fast"], "Could not find 'regime/fast'"),
         (["model=resnet"], "Could not find 'model/resnet'"),
         (["model.net.activation=gelu"], "model.net.activation='gelu' is invalid: accepted are"),
@@ -186,10 +202,10 @@ def test_same_seed_same_numbers(tmp_path, fmnist_dir):
         ),
     ],
 )
-def test_bad_input_stops_before_training(tmp_path, args, message):
-    result = run_cli("train.py", f"paths.root_dir={tmp_path}", "logger=none", *args, cwd=tmp_path)
-    assert result.returncode != 0
-    assert message in result.stdout + result.stderr
+def test_bad_values_are_refused_before_training(tmp_path, fmnist_dir, args, message):
+    with pytest.raises(Exception) as err:
+        train(compose_cfg(["logger=none", *args], tmp_path, data_dir=fmnist_dir))
+    assert message in str(err.value)
     assert not list(tmp_path.rglob("DONE")) and not list(tmp_path.rglob("epoch_*.pt"))
 
 

@@ -1,6 +1,8 @@
 """The report, from run directories the test writes with known numbers."""
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -327,3 +329,11 @@ def test_two_epochs_or_one_fold_are_undetermined_with_the_reason(tmp_path):
     row = verdict("normal", collect([tmp_path]).groups()[("cifar10", "normal")], Thresholds())
     assert row.iloc[0]["holds"] == "undetermined"
     assert "in at least 2 folds; 1 fold(s) have them" in row.iloc[0]["claim"]
+
+
+def test_the_report_starts_without_lightning_or_torch():
+    """`make figures` redraws in seconds: the report logs no training, so it must not pay for
+    importing Lightning (about 6 s) or torch."""
+    code = "import sys, advfit.report.__main__; print(sorted({'pytorch_lightning', 'torch'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -14,15 +14,15 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
-import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.loggers import WandbLogger
 
 from advfit.errors import ConfigError, RunError, first_line
 from advfit.rundir import TRAIN_COLUMNS, RunDir
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # Lightning is imported where a training run needs it: the report does not
+    import pytorch_lightning as pl
+    from pytorch_lightning.loggers import WandbLogger
+
     from advfit.replay import ReplayResult
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
@@ -72,6 +72,8 @@ def wandb_logger(
     for the server (``init_timeout`` seconds) when online."""
     import wandb
 
+    from advfit.epoch_logger import EpochWandbLogger
+
     mode = resolve_wandb_mode(mode)
     os.environ.setdefault("WANDB_SILENT", "true")  # advfit says where the run is (announce)
     return EpochWandbLogger(
@@ -89,6 +91,8 @@ def start_loggers(loggers: list[Any]) -> None:
     """Start the W&B run before training, so a server that cannot be reached (no network, a
     bad key) stops the run at once with a message instead of a traceback. Without a W&B
     logger (``logger=none``, ``logger=csv``) wandb is not imported."""
+    from pytorch_lightning.loggers import WandbLogger
+
     for logger in loggers:
         if isinstance(logger, WandbLogger):
             import wandb
@@ -106,6 +110,8 @@ def start_loggers(loggers: list[Any]) -> None:
 
 def wandb_run_of(trainer: pl.Trainer):
     """The W&B run of a Trainer's loggers, or None."""
+    from pytorch_lightning.loggers import WandbLogger
+
     for logger in trainer.loggers:
         if isinstance(logger, WandbLogger):
             return logger.experiment
@@ -125,6 +131,8 @@ def announce(run) -> None:
 
 def finish_loggers(loggers: list[Any]) -> None:
     """Close W&B whatever happened, so one failed job does not poison the next in a sweep."""
+    from pytorch_lightning.loggers import WandbLogger
+
     if any(isinstance(logger, WandbLogger) for logger in loggers):
         import wandb
 
@@ -204,6 +212,8 @@ def example_picture(clean, adversarial, gap: int = 2) -> tuple[np.ndarray, float
     """One picture of an example: clean | adversarial | perturbation amplified to the full
     grey range (mid-grey = unchanged), enlarged so a 28-pixel image is readable; uint8 HWC,
     and the amplification factor."""
+    import torch
+
     delta = adversarial - clean
     peak = float(delta.abs().max())
     gain = 0.5 / peak if peak > 0 else 1.0
@@ -256,26 +266,6 @@ def headline(result: ReplayResult) -> dict[str, float]:
 
 
 # -- one axis: every per-epoch quantity against the 1-based ``epoch`` of epochs.csv ---------
-
-
-class EpochWandbLogger(WandbLogger):
-    """Lightning's WandbLogger, but W&B receives the rows of ``epochs.csv`` (through
-    :meth:`log_epoch_rows`), each against the 1-based ``epoch``, rather than Lightning's own
-    metrics against its global step: a W&B plot then lines up with the run directory."""
-
-    @property
-    def experiment(self):
-        fresh = self._experiment is None
-        run = super().experiment
-        if fresh and hasattr(run, "define_metric"):
-            epoch_axis(run)  # replaces Lightning's global step
-        return run
-
-    def log_metrics(self, metrics, step=None) -> None:
-        """Lightning's per-step metrics stay out of W&B: the epoch rows carry them."""
-
-    def log_epoch_rows(self, rows: pd.DataFrame) -> None:
-        log_epoch_rows(self.experiment, rows)
 
 
 def epoch_axis(wandb_run) -> None:

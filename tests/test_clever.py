@@ -144,7 +144,7 @@ def test_runaway_rule_only_replaces_fits_that_ran_away(small_lenet):
 
 @pytest.mark.slow
 def test_clever_agrees_with_arts_clever_u_on_a_small_lenet(small_lenet, monkeypatch):
-    """ART's clever_u on 20 images (its own pools, gradients and scipy fits) against ours.
+    """ART's clever_u on 10 images (its own pools, gradients and scipy fits) against ours.
 
     ART's fit runs away on a few (image, class) pairs and scores them ~0, which moves its
     20-image mean by ~20% from one numpy seed to the next; so ART's fits are recorded, checked
@@ -158,6 +158,9 @@ def test_clever_agrees_with_arts_clever_u_on_a_small_lenet(small_lenet, monkeypa
     from advfit.metrics.weibull import RUNAWAY_SHAPE, fit_weibull_min
 
     net, x = small_lenet
+    # 10 images: ART takes ~4.3 s an image here. The 10-image mean ratio ours / ART was 1.010
+    # and 1.021 under numpy seeds 0 and 1 (20 images: 0.993, 0.995); per image 0.82-1.23.
+    x = x[:10]
     fitted = []
 
     class RecordingWeibull:
@@ -177,7 +180,7 @@ def test_clever_agrees_with_arts_clever_u_on_a_small_lenet(small_lenet, monkeypa
         for image in x
     ]
     ours = Clever(nb_batches=10, batch_size=50, pool_factor=10, radius=5.0, norm=2)(net, x)
-    assert len(fitted) == 20 * 9
+    assert len(fitted) == len(x) * 9
     samples = np.stack([data for data, _ in fitted])
     np.testing.assert_allclose(
         fit_weibull_min(samples, 1.0).loc, [loc for _, loc in fitted], rtol=1e-12

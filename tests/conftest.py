@@ -11,7 +11,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from advfit.config import register_resolvers
 from advfit.data import FashionMNISTDataModule
@@ -83,4 +83,19 @@ def run_cli(script: str, *args: str, cwd: Path, env: dict | None = None, timeout
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def evaluate_cfg(run_dir: Path, **changes) -> DictConfig:
+    """evaluate.py's config for ``run_dir`` as its defaults compose it, with ``changes``."""
+    return OmegaConf.create(
+        {
+            "run_dir": str(run_dir),
+            "attack": None,
+            "replay": {"n_images": None},
+            "device": "cpu",
+            "progress": False,
+            "wandb": False,
+            **changes,
+        }
     )

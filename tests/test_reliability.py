@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
 from advfit.config import run_dir_name
 from advfit.data import CustomDataModule, DataError
@@ -20,7 +19,7 @@ from advfit.rundir import RunDir, atomic_write_text
 from advfit.sweep import config_differences
 from advfit.tasks import evaluate, train
 from tests.conftest import TINY_RUN as TINY
-from tests.conftest import compose_cfg, run_cli
+from tests.conftest import compose_cfg, evaluate_cfg, run_cli
 from tests.test_data import write_npz
 from tests.test_report import distances, trend, write_run
 
@@ -140,20 +139,6 @@ def run_copy(finished, tmp_path):
     copy = tmp_path / finished.name
     shutil.copytree(finished, copy)
     return copy
-
-
-def evaluate_cfg(run_dir: Path, **changes):
-    return OmegaConf.create(
-        {
-            "run_dir": str(run_dir),
-            "attack": None,
-            "replay": {"n_images": None},
-            "device": "cpu",
-            "progress": False,
-            "wandb": False,
-            **changes,
-        }
-    )
 
 
 def test_evaluate_refuses_bad_values_through_any_run_dir_name(run_copy, tmp_path):

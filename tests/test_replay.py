@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from advfit.data import FashionMNISTDataModule, to_unit_range
+from advfit.errors import RunError
 from advfit.models import LeNet
 from advfit.rundir import RunDir
-from advfit.tasks import train
-from tests.conftest import compose_cfg, run_cli
+from advfit.tasks import evaluate, train
+from tests.conftest import compose_cfg, evaluate_cfg, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -139,22 +140,20 @@ def test_evaluate_bad_run_directories(trained, tmp_path):
     result = run_cli("evaluate.py", f"run_dir={tmp_path / 'nothing'}", cwd=tmp_path)
     assert result.returncode == 2 and "is not a run directory" in result.stderr + result.stdout
 
+    # The other refusals in-process (the exit status and the message's path are above).
     copy = tmp_path / "corrupt"
     shutil.copytree(run.root, copy)
     snapshot = copy / "checkpoints" / "epoch_002.pt"
     snapshot.write_bytes(snapshot.read_bytes()[:1000])
-    result = run_cli(
-        "evaluate.py", f"run_dir={copy}", "attack=[fgsm]", "progress=false", cwd=tmp_path
-    )
-    assert result.returncode == 2
-    assert "epoch_002.pt is corrupt" in result.stderr + result.stdout
+    with pytest.raises(RunError, match="epoch_002.pt is corrupt"):
+        evaluate(evaluate_cfg(copy))
     assert not (copy / "DONE").exists()
 
     empty = tmp_path / "empty"
     shutil.copytree(run.root, empty)
     shutil.rmtree(empty / "checkpoints")
-    result = run_cli("evaluate.py", f"run_dir={empty}", cwd=tmp_path)
-    assert result.returncode == 2 and "0 snapshots" in result.stderr + result.stdout
+    with pytest.raises(RunError, match="0 snapshots"):
+        evaluate(evaluate_cfg(empty))
 
 
 def test_robustness_scores_per_snapshot_match_a_direct_computation(trained, fmnist_dir):

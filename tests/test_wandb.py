@@ -301,3 +301,22 @@ def test_runs_without_a_wandb_logger_never_import_wandb(monkeypatch, tmp_path):
     start_loggers([])
     with pytest.raises(ImportError):
         import wandb  # noqa: F401  (the check above is real: the import is blocked)
+
+
+def test_no_anonymous_setting_reaches_wandb_unless_asked_for(tmp_path):
+    from advfit.epoch_logger import EpochWandbLogger
+
+    assert "anonymous" not in EpochWandbLogger(save_dir=str(tmp_path), offline=True)._wandb_init
+    asked = EpochWandbLogger(save_dir=str(tmp_path), offline=True, anonymous=True)
+    assert asked._wandb_init["anonymous"] == "allow"
+
+
+def test_lightnings_cloud_logger_advert_is_not_printed(caplog):
+    from pytorch_lightning.utilities.rank_zero import rank_zero_info
+
+    import advfit.cli  # noqa: F401  (installs the filter)
+
+    with caplog.at_level("INFO", logger="pytorch_lightning.utilities.rank_zero"):
+        rank_zero_info("Tip: try installing [litlogger](https://pypi.org/project/litlogger/)")
+        rank_zero_info("GPU available: False")
+    assert [r.getMessage() for r in caplog.records] == ["GPU available: False"]

@@ -16,6 +16,17 @@ from advfit.errors import user_error
 
 log = logging.getLogger("advfit")
 
+
+class _NoAdverts(logging.Filter):
+    """Lightning advertises a cloud logger in every job ("Tip: ... try installing
+    litlogger"): twenty times in a sweep's output. Its other messages pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "litlogger" not in record.getMessage()
+
+
+logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NoAdverts())
+
 # Spellings the command line accepts for a config group that Hydra itself would refuse:
 # ``metrics=null`` (no metrics) is the group option ``metrics=none``.
 _GROUP_NULLS = {"metrics=null": "metrics=none"}

@@ -14,6 +14,13 @@ class EpochWandbLogger(WandbLogger):
     :meth:`log_epoch_rows`), each against the 1-based ``epoch``, rather than Lightning's own
     metrics against its global step: a W&B plot then lines up with the run directory."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Lightning passes anonymous=None to wandb.init when it is not set, and W&B then
+        # warns in every job that "the anonymous setting has no effect".
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
+
     @property
     def experiment(self):
         fresh = self._experiment is None

@@ -1,5 +1,6 @@
-"""Everything W&B: the logger (offline by default, online once logged in), the run a replay
-logs to, what it logs, and closing runs so one failed job does not poison a sweep."""
+"""Everything W&B: the logger (offline by default, online once logged in; its Lightning class
+is :class:`advfit.epoch_logger.EpochWandbLogger`), the run a replay logs to, what it logs,
+and closing runs so one failed job does not poison a sweep."""
 
 from __future__ import annotations
 

@@ -245,9 +245,15 @@ def main(argv: list[str] | None = None) -> int:
                 "device": summary.get("device", "?"),
                 **stages(summary, wall, epochs, sources, target),
             }
+            # Each run's stages as it finishes, so a benchmark stopped early still tells.
+            parts = ", ".join(
+                f"{k} {v:,.1f}"
+                for k, v in row.items()
+                if k not in ("shape", "regime", "device", "run", "metrics / training")
+            )
             print(
                 f"finished {name} / {regime} on {row['device']} in {wall:,.0f} s "
-                f"({row['run']:,.0f} s per run at the protocol's settings)",
+                f"({row['run']:,.0f} s per run at the protocol's settings: {parts})",
                 flush=True,
             )
             return row

@@ -36,6 +36,10 @@ def test_protocol_benchmark_times_every_stage_at_toy_size(tmp_path, fmnist_dir, 
     assert "extrapolated from 2 epochs and 20 sources to 4 and 40" in text
     total = table["run"].sum() * 5
     assert f"{total:,.0f} s" in text
+    # Each run's stages are printed as it finishes (a benchmark stopped early still tells).
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("finished")]
+    assert line.startswith("finished cifar10 / overfit on cpu")
+    assert f"train {table['train'][0]:,.1f}" in line and "attack cw " in line and "clever " in line
 
 
 @pytest.mark.parametrize("shape, side", [("cifar10", 32), ("stl10", 96)])

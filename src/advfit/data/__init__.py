@@ -9,8 +9,8 @@ from advfit.data.datamodule import (
     MNISTDataModule,
     STL10DataModule,
 )
-from advfit.data.errors import DataError
 from advfit.data.folds import fold_indices, stratified_subset
+from advfit.errors import DataError
 
 __all__ = [
     "CIFAR10DataModule",

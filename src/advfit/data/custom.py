@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from advfit.data.datamodule import Arrays, InMemoryDataModule
-from advfit.data.errors import DataError
+from advfit.errors import DataError
 
 
 class CustomDataModule(InMemoryDataModule):

@@ -18,8 +18,8 @@ import torch
 from torchvision.transforms.v2.functional import rgb_to_grayscale
 
 from advfit.data.batches import TensorBatches
-from advfit.data.errors import DataError
 from advfit.data.folds import fold_indices, stratified_subset
+from advfit.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ per device (``metrics.clever.points_per_pass: auto``).
 2. A plain PyTorch training step of LeNet at the paper's batch size 32 (Adam), the floor
    under Lightning's step on that device.
 
-Each figure is the fastest of ``--repeats`` timed passes after one warm-up pass.
+Each figure is the fastest of ``--repeats`` interleaved rounds after one warm-up round.
 
     python -m benchmarks.on_device [--repeats 3]   # on the GPU when there is one
 """
@@ -15,43 +15,54 @@ Each figure is the fastest of ``--repeats`` timed passes after one warm-up pass.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from advfit.metrics.clever import Clever
 from advfit.models import LeNet
+from benchmarks.common import interleaved
 
 
-def timed(fn, device: str, repeats: int) -> float:
-    def sync() -> None:
-        if device == "cuda":
-            torch.cuda.synchronize()
+def fastest(contenders: dict, device: str, repeats: int) -> dict[str, float]:
+    """Each contender's fastest of ``repeats`` interleaved rounds after one warm-up round; a
+    GPU's queue is drained before each clock stops."""
 
-    fn()
-    sync()
-    best = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        sync()
-        best.append(time.perf_counter() - started)
-    return min(best)
+    def synced(run):
+        def call() -> None:
+            run()
+            if device == "cuda":
+                torch.cuda.synchronize()
+
+        return call
+
+    times = interleaved({k: synced(v) for k, v in contenders.items()}, repeats + 1)
+    return {name: min(seconds[1:]) for name, seconds in times.items()}
 
 
 def clever_seconds(side: int, device: str, repeats: int) -> None:
     net = LeNet((1, side, side), 10).to(device).eval()
     x = torch.rand(10, 1, side, side, device=device)
-    for deterministic in (True, False):
-        torch.use_deterministic_algorithms(deterministic)
-        for per_pass in (100, 500):
-            clever = Clever(nb_batches=10, batch_size=50, pool_factor=10, points_per_pass=per_pass)
-            seconds = timed(lambda c=clever: c.evaluate(net, x), device, repeats)
-            print(
-                f"clever {side}x{side} deterministic={deterministic} "
-                f"points_per_pass={per_pass}: {seconds:.2f} s / 10 images",
-                flush=True,
-            )
+
+    def contender(deterministic: bool, per_pass: int):
+        clever = Clever(nb_batches=10, batch_size=50, pool_factor=10, points_per_pass=per_pass)
+
+        def run() -> None:
+            torch.use_deterministic_algorithms(deterministic)
+            clever.evaluate(net, x)
+
+        return run
+
+    contenders = {
+        (deterministic, per_pass): contender(deterministic, per_pass)
+        for deterministic in (True, False)
+        for per_pass in (100, 500)
+    }
+    for (deterministic, per_pass), seconds in fastest(contenders, device, repeats).items():
+        print(
+            f"clever {side}x{side} deterministic={deterministic} "
+            f"points_per_pass={per_pass}: {seconds:.2f} s / 10 images",
+            flush=True,
+        )
     torch.use_deterministic_algorithms(True)
 
 
@@ -67,7 +78,7 @@ def step_seconds(side: int, device: str, repeats: int, k: int = 200) -> float:
             torch.nn.functional.cross_entropy(net(xb), yb).backward()
             optimizer.step()
 
-    return timed(steps, device, repeats) / k
+    return fastest({"steps": steps}, device, repeats)["steps"] / k
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -258,7 +258,9 @@ def test_normal_regime_verdict_reads_the_interval_over_folds(tmp_path, slopes, e
     row = verdict("normal", collect([tmp_path]).groups()[("cifar10", "normal")], t).iloc[0]
     rhos = []
     for run in runs:
-        e = run.read_epochs().query("epoch >= 5")
+        # From epoch 5 on; the best epoch, 12 (validation accuracy rises throughout), is where
+        # the attacks were crafted: its ASR is white-box and is left out.
+        e = run.read_epochs().query("epoch >= 5 and epoch != 12")
         rhos.append(spearmanr(e["test_acc"], e["asr_fgsm"]).statistic)
     mean, low, high = hand_interval(rhos)
     low, high = max(low, -1.0), min(high, 1.0)  # rho lies in [-1, 1]
@@ -278,6 +280,8 @@ def test_normal_regime_verdict_reads_the_interval_over_folds(tmp_path, slopes, e
     ],
 )
 def test_overfit_regime_verdict_reads_the_interval_of_the_asr_change(tmp_path, slopes, expected):
+    from scipy.stats import linregress
+
     runs = [
         write_run(tmp_path, "cifar10", "overfit", f, frame)
         for f, frame in enumerate(fold_curves("overfit", slopes))
@@ -286,13 +290,37 @@ def test_overfit_regime_verdict_reads_the_interval_of_the_asr_change(tmp_path, s
     row = row.iloc[0]
     changes = []
     for run in runs:
-        e = run.read_epochs().set_index("epoch")
-        changes.append(e.loc[12, "asr_fgsm"] - e.loc[4, "asr_fgsm"])  # best epoch 4, last 12
+        # Best epoch 4: the line through epochs 5..12, its slope times their span (7 epochs).
+        e = run.read_epochs().query("epoch > 4")
+        changes.append(linregress(e["epoch"], e["asr_fgsm"]).slope * 7)
     mean, low, high = hand_interval(changes)
-    assert (row["asr_change_best_to_last"], row["asr_change_low"], row["asr_change_high"]) == (
+    assert (row["asr_change_after_best"], row["asr_change_low"], row["asr_change_high"]) == (
         pytest.approx((mean, low, high))
     )
     assert row["holds"] == expected, row["claim"]
+
+
+@pytest.mark.parametrize("regime", ["normal", "overfit"])
+def test_the_best_epochs_white_box_asr_enters_no_statistic(tmp_path, regime):
+    """The attacks are crafted on the best epoch, so its ASR is theirs against that very
+    snapshot. Counted, it would make the normal claim hold on an ASR that does not follow test
+    accuracy (the best epoch is the most accurate one) and keep the overfit claim from ever
+    failing (no replay reaches it). Whatever it is, the verdict is the same."""
+    slopes = [0.0, 0.01, -0.01, 0.005, -0.005] if regime == "normal" else [-0.003, -0.002, -0.003, -0.002, -0.003]
+    best = 12 if regime == "normal" else 4
+    rows = []
+    for spike in (1.0, 0.0):
+        root = tmp_path / str(spike)
+        for f, frame in enumerate(fold_curves(regime, slopes)):
+            frame.loc[frame["epoch"] == best, "asr_fgsm"] = spike
+            write_run(root, "cifar10", regime, f, frame)
+        rows.append(verdict(regime, collect([root]).groups()[("cifar10", regime)], Thresholds()))
+    pd.testing.assert_frame_equal(rows[0], rows[1])
+    row = rows[0].iloc[0]
+    if regime == "normal":  # flat ASR: rho near 0, whatever the white-box spike
+        assert row["holds"] != "holds" and abs(row["rho_mean"]) < 0.5
+    else:  # ASR flat after a white-box 1.0: no change, not a 0.4 fall
+        assert abs(row["asr_change_after_best"]) < 0.05 and row["holds"] == "holds", row["claim"]
 
 
 @pytest.mark.parametrize(("loss_rises", "expected"), [(True, "holds"), (False, "undetermined")])

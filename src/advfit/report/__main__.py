@@ -62,10 +62,10 @@ def verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
                 interval(*r)
                 for r in zip(verdicts.rho_mean, verdicts.rho_low, verdicts.rho_high, strict=True)
             ],
-            "ASR change best->last [95% CI]": [
+            "ASR change after best [95% CI]": [
                 interval(*r)
                 for r in zip(
-                    verdicts.asr_change_best_to_last,
+                    verdicts.asr_change_after_best,
                     verdicts.asr_change_low,
                     verdicts.asr_change_high,
                     strict=True,

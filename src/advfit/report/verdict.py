@@ -1,12 +1,19 @@
 """A verdict the paper leaves to the reader: does its claim hold on this sweep, and how sure is it?
 
-Per fold: Spearman rho(test accuracy, ASR) over the epochs from ``first_epoch`` on, and the
-changes from the best epoch (where the attacks were crafted) to the last: ASR and validation
-accuracy. Across folds: the mean with a 95% Student-t confidence interval over the folds
-(mean +- t(0.975, n - 1) * s / sqrt(n), s with ddof 1) and how many folds agree. The claim is
-decided from the interval alone: it holds when the whole interval is on the claim's side of
-the threshold, does not hold when the whole interval is on the other side, and is
-undetermined when the interval spans the threshold or there are too few folds or epochs.
+The attacks are crafted on the best epoch's snapshot, so that epoch's ASR is the attacks'
+white-box success rate, not a replay: it enters neither statistic (in the normal regime the
+best epoch is also the most accurate, so counting it would add a point high on both axes by
+construction; in the overfitting regime the ASR could never rise above it).
+
+Per fold: Spearman rho(test accuracy, ASR) over the replayed epochs from ``first_epoch`` on;
+the ASR change across the epochs after the best (a least-squares line through them: its slope
+times their span); the validation accuracy's drop from the best epoch to the last and the
+validation loss's rise from its minimum. Across folds: the mean with a 95% Student-t
+confidence interval over the folds (mean +- t(0.975, n - 1) * s / sqrt(n), s with ddof 1) and
+how many folds agree. The claim is decided from the interval alone: it holds when the whole
+interval is on the claim's side of the threshold, does not hold when the whole interval is on
+the other side, and is undetermined when the interval spans the threshold or there are too
+few folds or epochs.
 """
 
 from __future__ import annotations
@@ -29,7 +36,8 @@ class Thresholds:
 
     first_epoch: epochs before it are left out (the paper discards the unstable first ones).
     min_rho: normal regime: Spearman rho(test_acc, ASR) must be at least this.
-    max_asr_rise: overfit regime: ASR may rise by at most this from the best epoch to the last.
+    max_asr_rise: overfit regime: ASR may rise by at most this across the epochs after the
+        best (the least-squares line's change).
     min_val_drop: overfit regime: the runs overfit when validation accuracy falls by more
         than this from the best epoch to the last ...
     min_val_loss_rise: ... or when validation loss ends more than this fraction above its
@@ -97,25 +105,36 @@ def attack_columns(runs: list[Run]) -> list[str]:
     return [c for c in shared if all(c in run.epochs.columns for run in runs)]
 
 
-def rho_from(epochs: pd.DataFrame, column: str, first_epoch: int) -> float:
-    """Spearman rho(test accuracy, ``column``) over the epochs from ``first_epoch`` on; NaN
-    with fewer than 3 such epochs or a constant series. (The report's per-fold rho, and the
-    W&B summary's.)"""
-    e = epochs[epochs["epoch"] >= first_epoch].dropna(subset=["test_acc", column])
+def rho_from(epochs: pd.DataFrame, column: str, first_epoch: int, crafted_at: int) -> float:
+    """Spearman rho(test accuracy, ``column``) over the epochs from ``first_epoch`` on but
+    ``crafted_at`` (the best epoch: its ASR is white-box, not replayed); NaN with fewer than 3
+    such epochs or a constant series. (The report's per-fold rho, and the W&B summary's.)"""
+    e = epochs[(epochs["epoch"] >= first_epoch) & (epochs["epoch"] != crafted_at)]
+    e = e.dropna(subset=["test_acc", column])
     if len(e) >= 3 and e["test_acc"].nunique() > 1 and e[column].nunique() > 1:
         return float(stats.spearmanr(e["test_acc"], e[column]).statistic)
     return math.nan
 
 
+def change_after(epochs: pd.DataFrame, column: str, best: int) -> float:
+    """How much ``column`` changes across the epochs after ``best``: the slope of a
+    least-squares line through them times their span (every epoch counts, so one noisy epoch
+    moves it less than a difference of two would). NaN with fewer than 2 such epochs."""
+    e = epochs[epochs["epoch"] > best].dropna(subset=[column])
+    if len(e) < 2:
+        return math.nan
+    slope = np.polyfit(e["epoch"].to_numpy(float), e[column].to_numpy(float), 1)[0]
+    return float(slope * (e["epoch"].max() - e["epoch"].min()))
+
+
 def per_fold(run: Run, column: str, t: Thresholds) -> dict[str, float]:
-    """One fold's rho (NaN with fewer than 3 varying epochs) and best -> last changes."""
-    rho = rho_from(run.epochs, column, t.first_epoch)
+    """One fold's rho and changes after the best epoch (NaN where too few epochs)."""
     epochs = run.epochs.set_index("epoch")
     best, last = int(run.summary["best_epoch"]), int(epochs.index.max())
     return {
         "fold": run.fold,
-        "rho": rho,
-        "asr_change": float(epochs.loc[last, column] - epochs.loc[best, column]),
+        "rho": rho_from(run.epochs, column, t.first_epoch, crafted_at=best),
+        "asr_change": change_after(run.epochs, column, best),
         "val_drop": float(epochs.loc[best, "val_acc"] - epochs.loc[last, "val_acc"]),
         "val_loss_rise": float(epochs.loc[last, "val_loss"] / epochs["val_loss"].min() - 1),
         "best_is_last": best == last,
@@ -139,8 +158,8 @@ def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[s
         numbers["agree"] = agree
         if rho.n < 2:
             reason = (
-                f"rho needs at least 3 varying epochs from epoch {t.first_epoch} on in at "
-                f"least 2 folds; {rho.n} fold(s) have them"
+                f"rho needs at least 3 varying replayed epochs from epoch {t.first_epoch} on "
+                f"in at least 2 folds; {rho.n} fold(s) have them"
             )
             return UNDETERMINED, [reason], numbers
         verdict = rho.side(t.min_rho, above_holds=True)
@@ -160,6 +179,15 @@ def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[s
         )
     if drop.n < 2:
         return UNDETERMINED, [f"{drop.n} fold(s): an interval needs at least 2"], numbers
+    if rise.n < 2:
+        return (
+            UNDETERMINED,
+            [
+                f"{rise.n} fold(s) have at least 2 epochs after the best: the ASR change "
+                "needs at least 2 folds"
+            ],
+            numbers,
+        )
     by_accuracy = drop.side(t.min_val_drop, above_holds=True) == HOLDS
     by_loss = loss_rise.side(t.min_val_loss_rise, above_holds=True) == HOLDS
     if not (by_accuracy or by_loss):
@@ -181,10 +209,12 @@ def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[s
     )
     verdict = rise.side(t.max_asr_rise, above_holds=False)
     reason = {
-        HOLDS: f"ASR does not rise while validation accuracy falls: ASR change {rise} stays at "
-        f"or below {t.max_asr_rise}",
-        FAILS: f"ASR rises as the network overfits: ASR change {rise} lies above {t.max_asr_rise}",
-        UNDETERMINED: f"ASR change {rise} spans the threshold {t.max_asr_rise}",
+        HOLDS: f"ASR does not rise as the network overfits: its change after the best epoch, "
+        f"{rise}, stays at or below {t.max_asr_rise}",
+        FAILS: f"ASR rises as the network overfits: its change after the best epoch, {rise}, "
+        f"lies above {t.max_asr_rise}",
+        UNDETERMINED: f"ASR change after the best epoch {rise} spans the threshold "
+        f"{t.max_asr_rise}",
     }[verdict]
     return (
         verdict,
@@ -206,7 +236,7 @@ def verdict(regime: str, runs: list[Run], t: Thresholds) -> pd.DataFrame:
                 "rho_mean": n["rho"].mean,
                 "rho_low": n["rho"].low,
                 "rho_high": n["rho"].high,
-                "asr_change_best_to_last": n["asr_change"].mean,
+                "asr_change_after_best": n["asr_change"].mean,
                 "asr_change_low": n["asr_change"].low,
                 "asr_change_high": n["asr_change"].high,
                 "val_drop_best_to_last": n["val_drop"].mean,

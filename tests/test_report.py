@@ -306,7 +306,11 @@ def test_the_best_epochs_white_box_asr_enters_no_statistic(tmp_path, regime):
     snapshot. Counted, it would make the normal claim hold on an ASR that does not follow test
     accuracy (the best epoch is the most accurate one) and keep the overfit claim from ever
     failing (no replay reaches it). Whatever it is, the verdict is the same."""
-    slopes = [0.0, 0.01, -0.01, 0.005, -0.005] if regime == "normal" else [-0.003, -0.002, -0.003, -0.002, -0.003]
+    slopes = (
+        [0.0, 0.01, -0.01, 0.005, -0.005]
+        if regime == "normal"
+        else [-0.003, -0.002, -0.003, -0.002, -0.003]
+    )
     best = 12 if regime == "normal" else 4
     rows = []
     for spike in (1.0, 0.0):

@@ -43,7 +43,7 @@ def test_model_trainer_callbacks_loggers_instantiate(tmp_path, regime, logger):
     optimizer = model.configure_optimizers()
     assert (
         optimizer.param_groups[0]["lr"]
-        == {"normal": 1e-5, "overfit": 0.0024, "normal_demo": 1e-4}[regime]
+        == {"normal": 1e-5, "overfit": 0.0024, "normal_demo": 1e-4, "overfit_demo": 0.006}[regime]
     )
     loggers = instantiate_group(cfg.logger)
     trainer = build_trainer(cfg, loggers)

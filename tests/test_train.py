@@ -112,7 +112,7 @@ def test_the_demos_settings_give_the_two_regimes_their_shapes(tmp_path, fmnist_d
     epoch while training accuracy keeps rising and validation loss climbs; the normal regime
     rises to the end."""
     curves = {}
-    for regime in ("normal_demo", "overfit"):
+    for regime in ("normal_demo", "overfit_demo"):
         cfg = compose_cfg(
             ["experiment=demo", f"regime={regime}", "fold=0", *QUICK_REPLAY[:-1], "metrics=none"],
             tmp_path / regime,
@@ -121,12 +121,16 @@ def test_the_demos_settings_give_the_two_regimes_their_shapes(tmp_path, fmnist_d
         train(cfg)
         run = RunDir(cfg.paths.output_dir)
         curves[regime] = (run.read_epochs().set_index("epoch"), run.best_epoch())
-    epochs, best = curves["overfit"]
+    epochs, best = curves["overfit_demo"]
     last = int(epochs.index.max())
-    assert last == 35 and best <= last - 5, best
-    # Training accuracy still rises after the best epoch (0.92 -> 0.96 in fold 0).
-    assert epochs.loc[last, "train_acc"] - epochs.loc[best, "train_acc"] > 0.02
-    assert epochs.loc[last, "train_acc"] - epochs.loc[last, "val_acc"] > 0.15  # the gap
+    end = epochs.loc[last - 4 :]  # the last 5 epochs (the high learning rate makes single
+    # epochs jumpy)
+    assert last == 35 and best <= last - 10, best  # fold 0: 21
+    # Training accuracy still rises after the best epoch (0.94 -> 0.97 in fold 0) while
+    # validation accuracy falls (0.84 -> 0.80).
+    assert end["train_acc"].mean() - epochs.loc[best, "train_acc"] > 0.01
+    assert epochs.loc[best, "val_acc"] - end["val_acc"].mean() > 0.02
+    assert (end["train_acc"] - end["val_acc"]).mean() > 0.15  # the gap
     # Validation loss: least well before the end, then up by far more than the verdict's 0.1.
     assert epochs["val_loss"].idxmin() <= last - 10
     assert epochs.loc[last, "val_loss"] / epochs["val_loss"].min() - 1 > 0.3

@@ -10,12 +10,15 @@ import hydra
 from omegaconf import DictConfig
 
 from advfit.cli import normalize_argv, reports_user_errors
-from advfit.tasks import train
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @reports_user_errors
 def main(cfg: DictConfig) -> None:
+    # Imported here: Lightning takes ~10 s to import, and a sweep's launching process
+    # (-m) needs none of it; each job imports it where it runs.
+    from advfit.tasks import train
+
     train(cfg)
 
 

@@ -269,3 +269,17 @@ def test_two_job_sweeps_through_the_launchers(tmp_path, fmnist_dir, launcher):
         epochs = pd.read_csv(run / "epochs.csv")
         assert len(epochs) == 2 and epochs["asr_fgsm"].notna().all()
         assert pd.read_csv(run / "distances.csv")["n"].tolist() == [30]
+
+
+@pytest.mark.parametrize("entry", ["train.py", "evaluate.py"])
+def test_the_launching_process_does_not_import_lightning(entry):
+    """A sweep's launching process only composes configs and starts jobs; Lightning (about
+    10 s to import here) is imported by each job where it runs, not first by the launcher."""
+    code = (
+        "import importlib.util, sys\n"
+        f"spec = importlib.util.spec_from_file_location('entry', {str(ROOT / entry)!r})\n"
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
+        "print(sorted({'pytorch_lightning', 'torch'} & set(sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -190,8 +190,10 @@ def document(paths, out, sweep, groups, thresholds, verdicts, distances, figures
             "Does ASR rise with test accuracy in the normal regime (Spearman rho from epoch "
             f"{thresholds.first_epoch} on at least {thresholds.min_rho}), and does it not rise "
             f"by more than {thresholds.max_asr_rise} after the best epoch in the overfitting "
-            "regime? Means over folds with 95% Student-t intervals over folds; the verdict is "
-            "read from the interval (see the README's rule)."
+            "regime? The best epoch's own ASR (the attacks' white-box success on the snapshot "
+            "they were crafted on) enters neither. Means over folds with 95% Student-t "
+            "intervals over folds; the verdict is read from the interval (see the README's "
+            "rule)."
         ),
     ]
     if verdicts.empty:

@@ -141,6 +141,29 @@ def test_the_demos_settings_give_the_two_regimes_their_shapes(tmp_path, fmnist_d
     assert epochs.loc[last, "val_loss"] / epochs["val_loss"].min() - 1 < 0.05  # not overfitting
 
 
+def test_a_short_epoch_trains_without_lightnings_noise(tmp_path, fmnist_dir, recwarn, caplog):
+    """Fewer batches an epoch than Lightning's logging interval (the demo has 30) draw no
+    warning (advfit logs per epoch), and saving the resume point says nothing about
+    ``weights_only`` (it saves the full state on purpose)."""
+    cfg = compose_cfg(
+        [
+            "trainer.max_epochs=1",
+            "data.train_subset=500",
+            *[o for o in QUICK_REPLAY[:-1] if o != "logger=none"],
+            "logger=csv",  # Lightning warns only where a logger is
+            "metrics=none",
+        ],
+        tmp_path,
+        data_dir=fmnist_dir,
+    )
+    with caplog.at_level("INFO"):
+        train(cfg)
+    assert RunDir(cfg.paths.output_dir).last_checkpoint.is_file()
+    warned = [str(w.message) for w in recwarn]
+    assert not [m for m in warned if "log_every_n_steps" in m], warned
+    assert "weights_only" not in caplog.text
+
+
 def test_same_seed_same_numbers(tmp_path, fmnist_dir):
     frames = []
     for name in ("a", "b"):

@@ -84,5 +84,6 @@ class EpochSnapshots(pl.callbacks.Checkpoint):
         frame = pd.DataFrame([row]) if epochs.empty else pd.concat([epochs, pd.DataFrame([row])])
         self.run.write_epochs(frame)
         log_rows(trainer, pd.DataFrame([row]))
-        trainer.save_checkpoint(self.run.last_checkpoint)
+        # The full state (optimizer, loops, callbacks): resuming needs all of it.
+        trainer.save_checkpoint(self.run.last_checkpoint, weights_only=False)
         log.info("epoch %d trained: %s", epoch, self.run.snapshot(epoch).name)

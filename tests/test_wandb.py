@@ -2,6 +2,8 @@
 
 import hashlib
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -320,3 +322,44 @@ def test_lightnings_cloud_logger_advert_is_not_printed(caplog):
         rank_zero_info("Tip: try installing [litlogger](https://pypi.org/project/litlogger/)")
         rank_zero_info("GPU available: False")
     assert [r.getMessage() for r in caplog.records] == ["GPU available: False"]
+
+
+def test_torchs_leafspec_notice_about_lightnings_code_is_not_printed():
+    """torch warns (FutureWarning) when Lightning builds a ``LeafSpec``, once per job. Checked in
+    a fresh process, where Python's default filters would print it."""
+    code = (
+        "import warnings, advfit.cli\n"
+        "from torch.utils._pytree import LeafSpec\n"
+        "LeafSpec()\n"
+        "with warnings.catch_warnings(record=True) as seen:\n"
+        "    warnings.simplefilter('always')\n"
+        "    LeafSpec()\n"
+        "print(len(seen), seen[0].category.__name__)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["1", "FutureWarning"]  # torch does warn ...
+    assert "LeafSpec" not in out.stderr  # ... and advfit.cli keeps it out of the output
+
+
+def test_summary_rho_leaves_out_the_best_epochs_white_box_asr():
+    """The summary's rho is the verdict's: over the replayed epochs from epoch 5, the best
+    epoch (where the attacks were crafted, its ASR white-box) left out."""
+    from types import SimpleNamespace
+
+    from scipy.stats import spearmanr
+
+    from advfit.loggers import headline
+
+    epoch = np.arange(1, 13)
+    asr = 0.5 + 0.05 * np.sin(3 * epoch)
+    asr[epoch == 12] = 1.0  # the best (and most accurate) epoch: white-box
+    epochs = pd.DataFrame({"epoch": epoch, "test_acc": 0.3 + 0.04 * epoch, "asr_fgsm": asr})
+    distances = pd.DataFrame(
+        [{"attack": "fgsm", "l0_mean": 700.0, "l2_mean": 8.0, "linf_mean": 0.3}]
+    )
+    result = SimpleNamespace(epochs=epochs, summary={"best_epoch": 12}, distances=distances)
+    kept = epochs[(epochs["epoch"] >= 5) & (epochs["epoch"] != 12)]
+    expected = spearmanr(kept["test_acc"], kept["asr_fgsm"]).statistic
+    with_best = spearmanr(epochs["test_acc"][4:], epochs["asr_fgsm"][4:]).statistic
+    assert headline(result)["fgsm/rho_from_epoch_5"] == pytest.approx(expected)
+    assert abs(expected - with_best) > 0.1  # the white-box epoch would have moved it

@@ -8,6 +8,7 @@ import functools
 import logging
 import signal
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -26,6 +27,11 @@ class _NoAdverts(logging.Filter):
 
 
 logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NoAdverts())
+
+#: Lightning 2.6 still builds torch's deprecated ``LeafSpec`` in its own code: torch warns once
+#: per job about code neither advfit nor its user can change.
+LEAFSPEC_NOTICE = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
+warnings.filterwarnings("ignore", message=LEAFSPEC_NOTICE, category=FutureWarning)
 
 # Spellings the command line accepts for a config group that Hydra itself would refuse:
 # ``metrics=null`` (no metrics) is the group option ``metrics=none``.

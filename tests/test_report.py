@@ -363,6 +363,18 @@ def test_two_epochs_or_one_fold_are_undetermined_with_the_reason(tmp_path):
     assert "in at least 2 folds; 1 fold(s) have them" in row.iloc[0]["claim"]
 
 
+def test_a_best_epoch_next_to_last_leaves_no_asr_change_to_read(tmp_path):
+    """Overfit runs whose best epoch is the last but one: one epoch after it, no line."""
+    e = np.arange(1, 13)
+    for fold in range(3):
+        val = np.where(e <= 11, 0.5 + 0.03 * e, 0.7) + 0.01 * fold  # best epoch 11
+        write_run(tmp_path, "cifar10", "overfit", fold, curves(e, val, val, 0.8 - 0.01 * e))
+    row = verdict("overfit", collect([tmp_path]).groups()[("cifar10", "overfit")], Thresholds())
+    row = row.iloc[0]
+    assert row["holds"] == "undetermined" and np.isnan(row["asr_change_after_best"])
+    assert "0 fold(s) have at least 2 epochs after the best" in row["claim"]
+
+
 def test_the_report_starts_without_lightning_or_torch():
     """`make figures` redraws in seconds: the report logs no training, so it must not pay for
     importing Lightning (about 6 s) or torch."""

@@ -1,11 +1,16 @@
-"""What a device spends on CLEVER's passes and on one training step, for choosing defaults
-per device (``metrics.clever.points_per_pass: auto``).
+"""What a device spends on CLEVER's passes, on a training step and on a Carlini-Wagner
+iteration, for choosing defaults per device (``metrics.clever.points_per_pass: auto``) and
+finding where a GPU waits.
 
 1. CLEVER of 10 images on an untrained LeNet (ART's settings: nb_batches 10, batch_size 50,
    pool_factor 10, R 5, L2), 32x32 and 96x96 grayscale, 100 points per pass against the
    whole 500-point pool, with deterministic algorithms on and off.
 2. A plain PyTorch training step of LeNet at the paper's batch size 32 (Adam), the floor
-   under Lightning's step on that device.
+   under Lightning's step on that device, and advfit's Classifier stepped by a Lightning
+   Trainer on the same device (deterministic on, as advfit trains, and off): the difference
+   is Lightning's and the metrics' work per step.
+3. One Carlini-Wagner iteration (advfit's attack layer over advertorch, frozen LeNet, 1
+   binary-search step, no early abort) on 50 and 250 images, deterministic on and off.
 
 Each figure is the fastest of ``--repeats`` interleaved rounds after one warm-up round.
 
@@ -15,12 +20,16 @@ Each figure is the fastest of ``--repeats`` interleaved rounds after one warm-up
 from __future__ import annotations
 
 import argparse
+import logging
+import warnings
 
 import torch
 
+from advfit.attacks import Attack
 from advfit.metrics.clever import Clever
 from advfit.models import LeNet
 from benchmarks.common import interleaved
+from benchmarks.training_loop import lightning_epoch
 
 
 def fastest(contenders: dict, device: str, repeats: int) -> dict[str, float]:
@@ -39,9 +48,9 @@ def fastest(contenders: dict, device: str, repeats: int) -> dict[str, float]:
     return {name: min(seconds[1:]) for name, seconds in times.items()}
 
 
-def clever_seconds(side: int, device: str, repeats: int) -> None:
+def clever_seconds(side: int, device: str, repeats: int, n: int = 10) -> None:
     net = LeNet((1, side, side), 10).to(device).eval()
-    x = torch.rand(10, 1, side, side, device=device)
+    x = torch.rand(n, 1, side, side, device=device)
 
     def contender(deterministic: bool, per_pass: int):
         clever = Clever(nb_batches=10, batch_size=50, pool_factor=10, points_per_pass=per_pass)
@@ -60,7 +69,7 @@ def clever_seconds(side: int, device: str, repeats: int) -> None:
     for (deterministic, per_pass), seconds in fastest(contenders, device, repeats).items():
         print(
             f"clever {side}x{side} deterministic={deterministic} "
-            f"points_per_pass={per_pass}: {seconds:.2f} s / 10 images",
+            f"points_per_pass={per_pass}: {seconds:.2f} s / {n} images",
             flush=True,
         )
     torch.use_deterministic_algorithms(True)
@@ -81,17 +90,75 @@ def step_seconds(side: int, device: str, repeats: int, k: int = 200) -> float:
     return fastest({"steps": steps}, device, repeats)["steps"] / k
 
 
+def lightning_step_seconds(side: int, device: str, deterministic: bool, k: int = 200) -> float:
+    """Seconds per step of the Classifier fitted by a Trainer on ``device``: the median of
+    its second and third epochs of ``k`` steps each, the data already on the device."""
+    x = torch.randint(0, 256, (32 * k, 1, side, side), dtype=torch.uint8, device=device)
+    y = torch.randint(0, 10, (32 * k,), device=device)
+    accelerator = "gpu" if device == "cuda" else "cpu"
+    return lightning_epoch((1, side, side), x, y, accelerator, deterministic) / k
+
+
+def cw_iteration_seconds(side: int, device: str, repeats: int, iterations: int = 20) -> None:
+    net = LeNet((1, side, side), 10).to(device).eval()
+
+    def contender(deterministic: bool, n: int):
+        x = torch.rand(n, 1, side, side, device=device)
+        y = torch.randint(0, 10, (n,), device=device)
+        attack = Attack(
+            "cw",
+            "advertorch.attacks.CarliniWagnerL2Attack",
+            batch_size=n,
+            binary_search_steps=1,
+            max_iterations=iterations,
+            abort_early=False,
+        )
+
+        def run() -> None:
+            torch.use_deterministic_algorithms(deterministic)
+            attack(net, x, y)
+
+        return run
+
+    contenders = {
+        (deterministic, n): contender(deterministic, n)
+        for deterministic in (True, False)
+        for n in (50, 250)
+    }
+    for (deterministic, n), seconds in fastest(contenders, device, repeats).items():
+        print(
+            f"cw {side}x{side} deterministic={deterministic} {n} images: "
+            f"{seconds / iterations * 1000:.1f} ms / iteration",
+            flush=True,
+        )
+    torch.use_deterministic_algorithms(True)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--sides", type=int, nargs="+", default=[32, 96])
+    parser.add_argument("--steps", type=int, default=200, help="training steps timed per epoch")
+    parser.add_argument("--clever-images", type=int, default=10)
+    parser.add_argument("--cw-iterations", type=int, default=20)
     args = parser.parse_args(argv)
+    logging.getLogger("pytorch_lightning").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore")
     device = "cuda" if torch.cuda.is_available() else "cpu"
     name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
     print(f"{name}, torch {torch.__version__}")
-    for side in (32, 96):
-        clever_seconds(side, device, args.repeats)
-        per_step = step_seconds(side, device, args.repeats)
+    for side in args.sides:
+        clever_seconds(side, device, args.repeats, args.clever_images)
+        per_step = step_seconds(side, device, args.repeats, args.steps)
         print(f"plain training step {side}x{side} batch 32: {per_step * 1000:.2f} ms", flush=True)
+        for deterministic in (True, False):
+            per_step = lightning_step_seconds(side, device, deterministic, args.steps)
+            print(
+                f"lightning training step {side}x{side} batch 32 deterministic={deterministic}: "
+                f"{per_step * 1000:.2f} ms",
+                flush=True,
+            )
+        cw_iteration_seconds(side, device, args.repeats, args.cw_iterations)
 
 
 if __name__ == "__main__":

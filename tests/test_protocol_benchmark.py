@@ -75,3 +75,33 @@ def test_protocol_benchmark_refuses_what_it_cannot_build(argv, message, tmp_path
     assert protocol.main([*argv, "--data-dir", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert message in capsys.readouterr().err
     assert not list(tmp_path.rglob("*.npz"))
+
+
+def test_device_benchmark_runs_every_section_at_toy_size(capsys):
+    """`python -m benchmarks.on_device` is what a GPU session runs first: it must not rot on
+    machines without one (here on the CPU, at toy size)."""
+    import logging
+
+    from benchmarks import on_device
+
+    lightning_log = logging.getLogger("pytorch_lightning")
+    level, deterministic = lightning_log.level, torch.are_deterministic_algorithms_enabled()
+    try:  # main() quietens Lightning's log and leaves deterministic algorithms on: restored
+        on_device.main(
+            ["--sides", "32", "--steps", "5", "--clever-images", "1", "--cw-iterations", "2"]
+        )
+    finally:
+        lightning_log.setLevel(level)
+        torch.use_deterministic_algorithms(deterministic)
+    out = capsys.readouterr().out
+    assert out.startswith("CPU, torch ")
+    for line in (
+        "clever 32x32 deterministic=True points_per_pass=100",
+        "clever 32x32 deterministic=False points_per_pass=500",
+        "plain training step 32x32 batch 32:",
+        "lightning training step 32x32 batch 32 deterministic=True:",
+        "lightning training step 32x32 batch 32 deterministic=False:",
+        "cw 32x32 deterministic=True 50 images:",
+        "cw 32x32 deterministic=False 250 images:",
+    ):
+        assert line in out, line

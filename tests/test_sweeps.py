@@ -283,3 +283,19 @@ def test_the_launching_process_does_not_import_lightning(entry):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_sweeps_up_front_checks_do_not_import_lightning():
+    """The launching process checks every job's config (folds included) before starting any;
+    those checks need numpy and scikit-learn, not Lightning: a refused sweep says so in
+    seconds, and an accepted one starts its jobs without first paying for Lightning."""
+    out = subprocess.run(
+        [sys.executable, "-X", "importtime", str(ROOT / "train.py"), "-m", "fold=5", "logger=none"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert out.returncode != 0 and "fold=5 is invalid" in out.stdout + out.stderr
+    imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
+    assert "advfit.data.folds" in imported  # the checks ran ...
+    assert not {"pytorch_lightning", "torch"} & imported  # ... without Lightning or torch

@@ -1,13 +1,10 @@
 """Data: in-memory data modules, stratified folds, batching by tensor indexing.
 
-Names are loaded on first use (PEP 562), so that ``advfit.data.folds`` (numpy and
-scikit-learn) can be imported without Lightning: a sweep's launching process checks folds
-before any job starts and needs nothing else from here.
+Names load on first use (``advfit.lazy``): the sweep's up-front fold checks import
+``advfit.data.folds`` (numpy, scikit-learn) without the data modules' Lightning.
 """
 
-from __future__ import annotations
-
-import importlib
+from advfit.lazy import exports
 
 _WHERE = {
     "TensorBatches": "advfit.data.batches",
@@ -22,17 +19,5 @@ _WHERE = {
     "stratified_subset": "advfit.data.folds",
     "DataError": "advfit.errors",
 }
-
 __all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name not in _WHERE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_WHERE])
+__getattr__, __dir__ = exports(__name__, _WHERE)

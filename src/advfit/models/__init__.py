@@ -1,6 +1,11 @@
-"""Models: the plain LeNet network and the LightningModule that trains it."""
+"""Models: the plain LeNet network and the LightningModule that trains it.
 
-from advfit.models.classifier import Classifier
-from advfit.models.lenet import LeNet
+Names load on first use (``advfit.lazy``): the sweep's up-front attack checks import
+``advfit.models.frozen`` (torch only) without the Classifier's Lightning.
+"""
 
-__all__ = ["Classifier", "LeNet"]
+from advfit.lazy import exports
+
+_WHERE = {"Classifier": "advfit.models.classifier", "LeNet": "advfit.models.lenet"}
+__all__ = sorted(_WHERE)
+__getattr__, __dir__ = exports(__name__, _WHERE)

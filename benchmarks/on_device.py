@@ -48,31 +48,45 @@ def fastest(contenders: dict, device: str, repeats: int) -> dict[str, float]:
     return {name: min(seconds[1:]) for name, seconds in times.items()}
 
 
-def clever_seconds(side: int, device: str, repeats: int, n: int = 10) -> None:
-    net = LeNet((1, side, side), 10).to(device).eval()
-    x = torch.rand(n, 1, side, side, device=device)
+def with_determinism(make, values, device: str, repeats: int) -> dict[tuple, float]:
+    """Time ``make(value)()`` for each value with deterministic algorithms on and off; each
+    key is (deterministic, value). Deterministic algorithms are left on, as advfit trains."""
 
-    def contender(deterministic: bool, per_pass: int):
-        clever = Clever(nb_batches=10, batch_size=50, pool_factor=10, points_per_pass=per_pass)
+    def contender(deterministic: bool, value):
+        work = make(value)
 
         def run() -> None:
             torch.use_deterministic_algorithms(deterministic)
-            clever.evaluate(net, x)
+            work()
 
         return run
 
     contenders = {
-        (deterministic, per_pass): contender(deterministic, per_pass)
+        (deterministic, value): contender(deterministic, value)
         for deterministic in (True, False)
-        for per_pass in (100, 500)
+        for value in values
     }
-    for (deterministic, per_pass), seconds in fastest(contenders, device, repeats).items():
+    try:
+        return fastest(contenders, device, repeats)
+    finally:
+        torch.use_deterministic_algorithms(True)
+
+
+def clever_seconds(side: int, device: str, repeats: int, n: int = 10) -> None:
+    net = LeNet((1, side, side), 10).to(device).eval()
+    x = torch.rand(n, 1, side, side, device=device)
+
+    def make(per_pass: int):
+        clever = Clever(nb_batches=10, batch_size=50, pool_factor=10, points_per_pass=per_pass)
+        return lambda: clever.evaluate(net, x)
+
+    timed = with_determinism(make, (100, 500), device, repeats)
+    for (deterministic, per_pass), seconds in timed.items():
         print(
             f"clever {side}x{side} deterministic={deterministic} "
             f"points_per_pass={per_pass}: {seconds:.2f} s / {n} images",
             flush=True,
         )
-    torch.use_deterministic_algorithms(True)
 
 
 def step_seconds(side: int, device: str, repeats: int, k: int = 200) -> float:
@@ -102,7 +116,7 @@ def lightning_step_seconds(side: int, device: str, deterministic: bool, k: int =
 def cw_iteration_seconds(side: int, device: str, repeats: int, iterations: int = 20) -> None:
     net = LeNet((1, side, side), 10).to(device).eval()
 
-    def contender(deterministic: bool, n: int):
+    def make(n: int):
         x = torch.rand(n, 1, side, side, device=device)
         y = torch.randint(0, 10, (n,), device=device)
         attack = Attack(
@@ -113,25 +127,14 @@ def cw_iteration_seconds(side: int, device: str, repeats: int, iterations: int =
             max_iterations=iterations,
             abort_early=False,
         )
+        return lambda: attack(net, x, y)
 
-        def run() -> None:
-            torch.use_deterministic_algorithms(deterministic)
-            attack(net, x, y)
-
-        return run
-
-    contenders = {
-        (deterministic, n): contender(deterministic, n)
-        for deterministic in (True, False)
-        for n in (50, 250)
-    }
-    for (deterministic, n), seconds in fastest(contenders, device, repeats).items():
+    for (deterministic, n), seconds in with_determinism(make, (50, 250), device, repeats).items():
         print(
             f"cw {side}x{side} deterministic={deterministic} {n} images: "
             f"{seconds / iterations * 1000:.1f} ms / iteration",
             flush=True,
         )
-    torch.use_deterministic_algorithms(True)
 
 
 def main(argv: list[str] | None = None) -> None:

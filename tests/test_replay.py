@@ -193,3 +193,35 @@ def test_robustness_scores_per_snapshot_match_a_direct_computation(trained, fmni
     again = Clever(pool_factor=2, seed=0)(net, x[:4])
     expected = per_image[per_image["epoch"] == 3]["clever"].tolist()
     assert again.tolist() == pytest.approx(expected, rel=1e-6)
+
+
+def test_the_replay_runs_on_the_trainers_device_not_where_teardown_left_the_module(
+    monkeypatch, tmp_path
+):
+    """Lightning calls on_fit_end after its teardown has moved the module to the CPU: the
+    replay must take the trainer's device (a GPU's, stood in for here), not the module's."""
+    from types import SimpleNamespace
+
+    from advfit.callbacks import AdversarialReplay
+    from advfit.callbacks import replay as replay_callback
+
+    asked = {}
+
+    class Recorded:
+        @classmethod
+        def for_run(cls, *args, device, **kwargs):
+            asked["device"] = device
+            return lambda: None
+
+    monkeypatch.setattr(replay_callback, "Replay", Recorded)
+    monkeypatch.setattr(replay_callback, "log_replay", lambda *args: None)
+    trainer = SimpleNamespace(
+        interrupted=False,
+        strategy=SimpleNamespace(root_device=torch.device("cuda", 0)),
+        datamodule=None,
+        progress_bar_callback=None,
+        loggers=[],
+    )
+    module = SimpleNamespace(net=LeNet((1, 28, 28), 10), device=torch.device("cpu"))
+    AdversarialReplay(str(tmp_path), {}).on_fit_end(trainer, module)
+    assert asked["device"] == torch.device("cuda", 0)

@@ -58,6 +58,8 @@ class AdversarialReplay(pl.Callback):
             n_images=self.n_images,
             metrics=self.metrics,
             progress=self.progress and trainer.progress_bar_callback is not None,
-            device=pl_module.device,
+            # The trainer's device, not the module's: Lightning calls on_fit_end after its
+            # teardown has moved the module to the CPU, so pl_module.device is the CPU here.
+            device=trainer.strategy.root_device,
         )
         log_replay(wandb_run_of(trainer), replay())

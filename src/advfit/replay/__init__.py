@@ -217,6 +217,7 @@ class Replay:
                 "best_epoch": best,
                 "n_requested": self.crafting.n_images,
                 "n_crafted": len(next(iter(sets.values())).indices),
+                "device": str(self.x_test.device),
                 "attacks": {name: adv.params for name, adv in sets.items()},
                 "seconds": seconds,
             },

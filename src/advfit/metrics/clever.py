@@ -52,18 +52,21 @@ def random_ball(
     dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """``n`` points drawn uniformly in the L_p ball of ``radius`` in ``dims`` dimensions
-    (ART's ``random_sphere``). Each point's radius is computed in float64 whatever ``dtype``:
-    points meant for a float32 network need no float64 draws."""
+    (ART's ``random_sphere``), on the generator's device. Each point's radius is computed in
+    float64 whatever ``dtype``: points meant for a float32 network need no float64 draws."""
+    at = {"generator": generator, "device": generator.device}
     if norm == math.inf:
-        return (torch.rand(n, dims, generator=generator, dtype=dtype) * 2 - 1) * radius
+        return (torch.rand(n, dims, dtype=dtype, **at) * 2 - 1) * radius
     if norm == 2:
-        a = torch.randn(n, dims, generator=generator, dtype=dtype)
+        a = torch.randn(n, dims, dtype=dtype, **at)
         s2 = a.double().pow(2).sum(1)
-        base = torch.special.gammainc(torch.tensor(dims / 2.0, dtype=torch.float64), s2 / 2.0)
+        half = torch.tensor(dims / 2.0, dtype=torch.float64, device=generator.device)
+        base = torch.special.gammainc(half, s2 / 2.0)
         return a * (base.pow(1.0 / dims) * radius / s2.sqrt()).unsqueeze(1).to(dtype)
-    u = torch.rand(n, dims, generator=generator, dtype=torch.float64).sort(dim=1).values
-    spacing = u - torch.cat([torch.zeros(n, 1, dtype=torch.float64), u[:, :-1]], dim=1)
-    signs = torch.randint(0, 2, (n, dims), generator=generator, dtype=torch.float64) * 2 - 1
+    u = torch.rand(n, dims, dtype=torch.float64, **at).sort(dim=1).values
+    first = torch.zeros(n, 1, dtype=torch.float64, device=generator.device)
+    spacing = u - torch.cat([first, u[:, :-1]], dim=1)
+    signs = torch.randint(0, 2, (n, dims), dtype=torch.float64, **at) * 2 - 1
     return (radius * spacing * signs).to(dtype)
 
 
@@ -93,7 +96,9 @@ class Clever:
             computes for a Keras softmax model such as the paper's).
         runaway: ``max_sample`` (the largest observed maximum) or ``keep`` (ART's value): the
             Lipschitz estimate where the Weibull fit ran away (see the module's docstring).
-        seed: seeds the generator of points and draws.
+        seed: seeds the generator of points and draws. The points are drawn on the network's
+            device, so the same seed gives the same scores on the same device; a GPU's
+            scores differ from the CPU's by the points drawn, as two seeds do.
         images_per_pass: images whose pools are drawn together (one pool of 500 points).
         points_per_pass: points differentiated together; the scores do not depend on it (up
             to float rounding). ``"auto"``: 100 on the CPU (fastest on a 2-core CPU for 96x96
@@ -196,6 +201,14 @@ class Clever:
     def evaluate(self, net: nn.Module, x: torch.Tensor) -> CleverResult:
         """CLEVER of each image in ``x`` (pixels in [0, 1]), with its per-class scores."""
         generator = torch.Generator().manual_seed(self.seed)
+        # The points are drawn where the network runs: drawn on the CPU and copied, a 96x96
+        # image's 500 points took ~0.1 s, most of a GPU's time for CLEVER (BENCHMARKS.md).
+        # On the CPU one generator draws points and samples alike, as it always has.
+        at_device = (
+            generator
+            if x.device.type == "cpu"
+            else torch.Generator(x.device).manual_seed(self.seed)
+        )
         pool = self.pool_factor * self.batch_size
         dims = x[0].numel()
         maxima, gaps, preds = [], [], []
@@ -209,8 +222,8 @@ class Clever:
                     raise ValueError(f"CLEVER needs at least 2 classes, the model has {classes}")
                 pred = values.argmax(1)
                 offsets = random_ball(
-                    len(xs) * pool, dims, self.radius, self.norm, generator, xs.dtype
-                ).to(xs.device)
+                    len(xs) * pool, dims, self.radius, self.norm, at_device, xs.dtype
+                )
                 points = (xs.repeat_interleave(pool, 0) + offsets.view(-1, *xs.shape[1:])).clamp(
                     0.0, 1.0
                 )

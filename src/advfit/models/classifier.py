@@ -34,10 +34,16 @@ class Classifier(pl.LightningModule):
 
     @staticmethod
     def _metrics(num_classes: int) -> MetricCollection:
+        # Without torchmetrics' per-update input checks: each (the NaN check of the mean, the
+        # label-range check of the accuracy) reads a value back from the device, so on a GPU
+        # every step waited for the previous one. The labels come from the data module, and
+        # a NaN loss now shows as NaN instead of being left out of the mean with a warning.
         return MetricCollection(
             {
-                "loss": MeanMetric(),
-                "acc": MulticlassAccuracy(num_classes=num_classes, average="micro"),
+                "loss": MeanMetric(nan_strategy="disable"),
+                "acc": MulticlassAccuracy(
+                    num_classes=num_classes, average="micro", validate_args=False
+                ),
             }
         )
 

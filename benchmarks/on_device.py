@@ -4,11 +4,13 @@ finding where a GPU waits.
 
 1. CLEVER of 10 images on an untrained LeNet (ART's settings: nb_batches 10, batch_size 50,
    pool_factor 10, R 5, L2), 32x32 and 96x96 grayscale, 100 points per pass against the
-   whole 500-point pool, with deterministic algorithms on and off.
-2. A plain PyTorch training step of LeNet at the paper's batch size 32 (Adam), the floor
-   under Lightning's step on that device, and advfit's Classifier stepped by a Lightning
-   Trainer on the same device (deterministic on, as advfit trains, and off): the difference
-   is Lightning's and the metrics' work per step.
+   whole 500-point pool, with deterministic algorithms on and off; and drawing those
+   images' random points on the CPU (as CLEVER did before 2026-11-26) against on the device.
+2. A plain PyTorch training step of LeNet at the paper's batch size 32 (Adam; on a GPU also
+   fused Adam), the floor under Lightning's step on that device, and advfit's Classifier
+   stepped by a Lightning Trainer on the same device (deterministic on, as advfit trains,
+   and off; and with torchmetrics' per-update input checks on, as before 2026-11-26): the
+   difference is Lightning's and the metrics' work per step.
 3. One Carlini-Wagner iteration (advfit's attack layer over advertorch, frozen LeNet, 1
    binary-search step, no early abort) on 50 and 250 images, deterministic on and off.
 
@@ -24,12 +26,27 @@ import logging
 import warnings
 
 import torch
+from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
 
 from advfit.attacks import Attack
-from advfit.metrics.clever import Clever
-from advfit.models import LeNet
+from advfit.metrics.clever import Clever, random_ball
+from advfit.models import Classifier, LeNet
 from benchmarks.common import interleaved
 from benchmarks.training_loop import lightning_epoch
+
+
+class CheckedClassifier(Classifier):
+    """The Classifier with torchmetrics' per-update input checks on (before 2026-11-26)."""
+
+    @staticmethod
+    def _metrics(num_classes: int) -> MetricCollection:
+        return MetricCollection(
+            {
+                "loss": MeanMetric(),
+                "acc": MulticlassAccuracy(num_classes=num_classes, average="micro"),
+            }
+        )
 
 
 def fastest(contenders: dict, device: str, repeats: int) -> dict[str, float]:
@@ -87,30 +104,56 @@ def clever_seconds(side: int, device: str, repeats: int, n: int = 10) -> None:
             f"points_per_pass={per_pass}: {seconds:.2f} s / {n} images",
             flush=True,
         )
+    # The random points of those images' pools, drawn where CLEVER draws them now (the
+    # network's device) and on the CPU and copied (as before 2026-11-26).
+    on_cpu, on_device = torch.Generator().manual_seed(0), torch.Generator(device).manual_seed(0)
+    drawn = fastest(
+        {
+            "cpu": lambda: random_ball(n * 500, side * side, 5.0, 2, on_cpu).to(device),
+            "device": lambda: random_ball(n * 500, side * side, 5.0, 2, on_device),
+        },
+        device,
+        repeats,
+    )
+    print(
+        f"clever {side}x{side} random points for {n} images: drawn on the CPU and copied "
+        f"{drawn['cpu']:.3f} s, drawn on {device} {drawn['device']:.3f} s",
+        flush=True,
+    )
 
 
-def step_seconds(side: int, device: str, repeats: int, k: int = 200) -> float:
-    net = LeNet((1, side, side), 10).to(device)
-    optimizer = torch.optim.Adam(net.parameters(), 1e-3)
+def step_seconds(side: int, device: str, repeats: int, k: int = 200) -> dict[str, float]:
+    """Seconds per plain training step, by optimizer (Adam; on a GPU also fused Adam)."""
     xb = torch.rand(32, 1, side, side, device=device)
     yb = torch.randint(0, 10, (32,), device=device)
 
-    def steps() -> None:
-        for _ in range(k):
-            optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(net(xb), yb).backward()
-            optimizer.step()
+    def make(**adam):
+        net = LeNet((1, side, side), 10).to(device)
+        optimizer = torch.optim.Adam(net.parameters(), 1e-3, **adam)
 
-    return fastest({"steps": steps}, device, repeats)["steps"] / k
+        def steps() -> None:
+            for _ in range(k):
+                optimizer.zero_grad()
+                torch.nn.functional.cross_entropy(net(xb), yb).backward()
+                optimizer.step()
+
+        return steps
+
+    contenders = {"Adam": make()}
+    if device == "cuda":
+        contenders["fused Adam"] = make(fused=True)
+    return {name: t / k for name, t in fastest(contenders, device, repeats).items()}
 
 
-def lightning_step_seconds(side: int, device: str, deterministic: bool, k: int = 200) -> float:
-    """Seconds per step of the Classifier fitted by a Trainer on ``device``: the median of
+def lightning_step_seconds(
+    side: int, device: str, deterministic: bool, k: int = 200, classifier=Classifier
+) -> float:
+    """Seconds per step of ``classifier`` fitted by a Trainer on ``device``: the median of
     its second and third epochs of ``k`` steps each, the data already on the device."""
     x = torch.randint(0, 256, (32 * k, 1, side, side), dtype=torch.uint8, device=device)
     y = torch.randint(0, 10, (32 * k,), device=device)
     accelerator = "gpu" if device == "cuda" else "cpu"
-    return lightning_epoch((1, side, side), x, y, accelerator, deterministic) / k
+    return lightning_epoch((1, side, side), x, y, accelerator, deterministic, classifier) / k
 
 
 def cw_iteration_seconds(side: int, device: str, repeats: int, iterations: int = 20) -> None:
@@ -152,13 +195,20 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{name}, torch {torch.__version__}")
     for side in args.sides:
         clever_seconds(side, device, args.repeats, args.clever_images)
-        per_step = step_seconds(side, device, args.repeats, args.steps)
-        print(f"plain training step {side}x{side} batch 32: {per_step * 1000:.2f} ms", flush=True)
-        for deterministic in (True, False):
-            per_step = lightning_step_seconds(side, device, deterministic, args.steps)
+        for optimizer, per_step in step_seconds(side, device, args.repeats, args.steps).items():
             print(
-                f"lightning training step {side}x{side} batch 32 deterministic={deterministic}: "
-                f"{per_step * 1000:.2f} ms",
+                f"plain training step {side}x{side} batch 32 {optimizer}: {per_step * 1000:.2f} ms",
+                flush=True,
+            )
+        for deterministic, classifier, checks in (
+            (True, Classifier, "off"),
+            (False, Classifier, "off"),
+            (True, CheckedClassifier, "on"),
+        ):
+            per_step = lightning_step_seconds(side, device, deterministic, args.steps, classifier)
+            print(
+                f"lightning training step {side}x{side} batch 32 deterministic={deterministic} "
+                f"metric checks {checks}: {per_step * 1000:.2f} ms",
                 flush=True,
             )
         cw_iteration_seconds(side, device, args.repeats, args.cw_iterations)

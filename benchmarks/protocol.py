@@ -140,13 +140,18 @@ def run_once(
         *([f"cpu_threads={threads}"] if threads else []),
         *extra,
     ]
+    root.mkdir(parents=True, exist_ok=True)
+    # The run's output goes to a file as it comes, so a run stopped early still shows its
+    # last stage there.
+    log = root / "train.log"
     started = time.perf_counter()
-    result = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    with log.open("w") as sink:
+        result = subprocess.run(args, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - started
     if result.returncode != 0:
         raise BenchmarkError(
-            f"train.py failed for {shape}/{regime} (exit {result.returncode}):\n"
-            + (result.stdout + result.stderr)[-3000:]
+            f"train.py failed for {shape}/{regime} (exit {result.returncode}; "
+            f"its whole output: {log}):\n" + log.read_text()[-3000:]
         )
     (summary,) = [
         json.loads(p.read_text())

@@ -52,10 +52,13 @@ class EpochTimer(pl.Callback):
         self.seconds.append(time.perf_counter() - self.started)
 
 
-def lightning_epoch(shape, x, y, accelerator: str = "cpu", deterministic: bool = False) -> float:
-    """The median second and third epoch of advfit's Classifier fitted by a Trainer."""
+def lightning_epoch(
+    shape, x, y, accelerator: str = "cpu", deterministic: bool = False, classifier=Classifier
+) -> float:
+    """The median second and third epoch of advfit's Classifier (or a subclass, ``classifier``)
+    fitted by a Trainer."""
     torch.manual_seed(0)
-    model = Classifier(LeNet(shape, 10), lambda params: torch.optim.Adam(params, lr=1e-3))
+    model = classifier(LeNet(shape, 10), lambda params: torch.optim.Adam(params, lr=1e-3))
     timer = EpochTimer()
     trainer = pl.Trainer(
         max_epochs=EPOCHS,

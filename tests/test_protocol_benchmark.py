@@ -98,9 +98,11 @@ def test_device_benchmark_runs_every_section_at_toy_size(capsys):
     for line in (
         "clever 32x32 deterministic=True points_per_pass=100",
         "clever 32x32 deterministic=False points_per_pass=500",
-        "plain training step 32x32 batch 32:",
-        "lightning training step 32x32 batch 32 deterministic=True:",
-        "lightning training step 32x32 batch 32 deterministic=False:",
+        "clever 32x32 random points for 1 images: drawn on the CPU and copied",
+        "plain training step 32x32 batch 32 Adam:",
+        "lightning training step 32x32 batch 32 deterministic=True metric checks off:",
+        "lightning training step 32x32 batch 32 deterministic=False metric checks off:",
+        "lightning training step 32x32 batch 32 deterministic=True metric checks on:",
         "cw 32x32 deterministic=True 50 images:",
         "cw 32x32 deterministic=False 250 images:",
     ):

@@ -244,10 +244,13 @@ def main(argv: list[str] | None = None) -> int:
             summary, wall = run_once(
                 npzs[name], name, regime, epochs, sources, args.out, threads, args.set
             )
+            device = summary.get("device", "?")
+            replayed_on = summary.get("replay", {}).get("device", device)
             row = {
                 "shape": name,
                 "regime": regime,
-                "device": summary.get("device", "?"),
+                # Training's device, and the replay's where it differs.
+                "device": device if replayed_on == device else f"{device} (replay {replayed_on})",
                 **stages(summary, wall, epochs, sources, target),
             }
             # Each run's stages as it finishes, so a benchmark stopped early still tells.

@@ -14,7 +14,8 @@ attack, classifying the snapshots, each metric, and the whole launch.
 
 A run can be measured short and extrapolated (labelled so in the table): training,
 validation, classifying and the metrics scale with the epochs (they are per epoch or per
-snapshot), crafting with the number of sources. The protocol's total is the runs' totals
+snapshot), crafting with the number of sources (on a CPU; on a GPU it grows with the number
+of batches instead, so measure the attacks at the protocol's sources there). The protocol's total is the runs' totals
 times the folds.
 
     python -m benchmarks.protocol                       # measured at the paper's settings

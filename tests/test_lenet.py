@@ -28,3 +28,20 @@ def test_lenet_keeps_lecun_layer_sizes():
 def test_lenet_rejects_unknown_activation():
     with pytest.raises(ValueError, match="activation='gelu'"):
         LeNet((1, 28, 28), 10, activation="gelu")
+
+
+def test_the_classifiers_epoch_loss_is_nan_when_a_step_loss_is_nan():
+    """The mean loss keeps a NaN step (nan_strategy="disable") instead of dropping it from the
+    mean with a warning, and the accuracy takes the labels unchecked."""
+    from advfit.models import Classifier
+
+    torch.manual_seed(0)
+    model = Classifier(LeNet((1, 28, 28), 10), lambda params: torch.optim.SGD(params, lr=0.1))
+    y = torch.arange(8) % 10
+    model._step((torch.rand(8, 1, 28, 28), y), "train")
+    finite = model.train_metrics["loss"].compute()
+    assert torch.isfinite(finite)
+    model._step((torch.full((8, 1, 28, 28), float("nan")), y), "train")
+    values = model.train_metrics.compute()
+    assert torch.isnan(values["loss"])
+    assert 0.0 <= values["acc"].item() <= 1.0

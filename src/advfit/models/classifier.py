@@ -34,10 +34,11 @@ class Classifier(pl.LightningModule):
 
     @staticmethod
     def _metrics(num_classes: int) -> MetricCollection:
-        # Without torchmetrics' per-update input checks: each (the NaN check of the mean, the
-        # label-range check of the accuracy) reads a value back from the device, so on a GPU
-        # every step waited for the previous one. The labels come from the data module, and
-        # a NaN loss now shows as NaN instead of being left out of the mean with a warning.
+        # Without torchmetrics' per-update input checks: the NaN check of the mean and the
+        # label-range check of the accuracy each read a value back from the device (on an
+        # H200, 3.4 reads a step with them, 1.4 without; the step's time did not move
+        # measurably). The labels come from the data module, and a NaN loss shows as NaN
+        # rather than being left out of the mean with a warning.
         return MetricCollection(
             {
                 "loss": MeanMetric(nan_strategy="disable"),

@@ -8,15 +8,19 @@ experiments use them):
     stl10:    5,000 train /  8,000 test, 1x96x96 (28x28 images resized, bilinear)
 
 written once as ``.npz`` and run through ``data=custom`` by ``train.py`` itself (a
-subprocess per run, fold 0 of 5), so training, attacks with early abort and the metrics
-behave as on real data. Each run reports seconds per stage: training, validation, each
-attack, classifying the snapshots, each metric, and the whole launch.
+subprocess per run, fold 0 of each regime, or its first ``--run-folds`` folds), so training,
+attacks with early abort and the metrics behave as on real data. Each run reports seconds
+per stage: training, validation, each attack, classifying the snapshots, each metric, and
+the whole launch.
 
 A run can be measured short and extrapolated (labelled so in the table): training,
 validation, classifying and the metrics scale with the epochs (they are per epoch or per
 snapshot), crafting with the number of sources (on a CPU; on a GPU it grows with the number
-of batches instead, so measure the attacks at the protocol's sources there). The protocol's total is the runs' totals
-times the folds.
+of batches instead, so measure the attacks at the protocol's sources there). The protocol's
+total is the runs' seconds times folds / run folds, over the jobs at once. ``--run-folds 5
+--jobs 10`` runs every fold, ten at once, much as ``make paper`` does on ten or more cores
+(it runs the CIFAR-10 sweep before the STL-10 one): at the protocol's epochs and sources its
+wall time is then the protocol's, measured.
 
     python -m benchmarks.protocol                       # measured at the paper's settings
     python -m benchmarks.protocol --measure-epochs 3 --measure-sources 200   # extrapolated
@@ -115,14 +119,16 @@ def run_once(
     npz: Path,
     shape: str,
     regime: str,
+    fold: int,
+    folds: int,
     epochs: int,
     sources: int,
     out: Path,
     threads: int | None,
     extra: list[str],
 ) -> tuple[dict, float]:
-    """One run of ``train.py`` (fold 0); its summary.json and the launch's wall seconds."""
-    root = out / f"{shape}-{regime}"
+    """One run of ``train.py``; its summary.json and the launch's wall seconds."""
+    root = out / f"{shape}-{regime}-fold{fold}"
     args = [
         sys.executable,
         str(ROOT / "train.py"),
@@ -130,8 +136,8 @@ def run_once(
         f"data.path={npz}",
         f"data.name={shape}_standin",
         "task_name=protocol_benchmark",
-        "n_folds=5",
-        "fold=0",
+        f"n_folds={folds}",
+        f"fold={fold}",
         f"regime={regime}",
         f"trainer.max_epochs={epochs}",
         f"replay.n_images={sources}",
@@ -196,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=35, help="the protocol's epochs")
     parser.add_argument("--sources", type=int, default=1000, help="the protocol's sources")
     parser.add_argument("--folds", type=int, default=5, help="folds per regime")
+    parser.add_argument(
+        "--run-folds", type=int, default=1, help="run folds 0..N-1 of each regime (default 1)"
+    )
     parser.add_argument("--measure-epochs", type=int, default=None, help="train this many")
     parser.add_argument("--measure-sources", type=int, default=None, help="craft on this many")
     parser.add_argument("--train-size", type=int, default=None, help="default: the shape's")
@@ -220,10 +229,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"--shapes={args.shapes!r}: accepted are {', '.join(SHAPES)} (comma-separated)"
             )
         regimes = [r for r in args.regimes.split(",") if r]
-        for name in ("epochs", "sources", "folds", "jobs", "measure_epochs", "measure_sources"):
+        names = ("epochs", "sources", "folds", "run_folds", "jobs")
+        for name in (*names, "measure_epochs", "measure_sources"):
             value = getattr(args, name)
             if value is not None and value < 1:
                 raise BenchmarkError(f"--{name.replace('_', '-')}={value}: must be >= 1")
+        if args.run_folds > args.folds:
+            raise BenchmarkError(
+                f"--run-folds={args.run_folds}: a regime has {args.folds} folds (--folds); "
+                f"accepted: 1 to {args.folds}"
+            )
         target = {"epochs": args.epochs, "sources": args.sources}
         epochs = args.measure_epochs or args.epochs
         sources = args.measure_sources or args.sources
@@ -240,16 +255,27 @@ def main(argv: list[str] | None = None) -> int:
         }
         threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
 
-        def one(name: str, regime: str) -> dict:
-            print(f"running {name} / {regime}: {epochs} epochs, {sources} sources", flush=True)
+        def one(name: str, regime: str, fold: int) -> dict:
+            what = f"{name} / {regime} / fold {fold}"
+            print(f"running {what}: {epochs} epochs, {sources} sources", flush=True)
             summary, wall = run_once(
-                npzs[name], name, regime, epochs, sources, args.out, threads, args.set
+                npzs[name],
+                name,
+                regime,
+                fold,
+                args.folds,
+                epochs,
+                sources,
+                args.out,
+                threads,
+                args.set,
             )
             device = summary.get("device", "?")
             replayed_on = summary.get("replay", {}).get("device", device)
             row = {
                 "shape": name,
                 "regime": regime,
+                "fold": fold,
                 # Training's device, and the replay's where it differs.
                 "device": device if replayed_on == device else f"{device} (replay {replayed_on})",
                 **stages(summary, wall, epochs, sources, target),
@@ -258,10 +284,10 @@ def main(argv: list[str] | None = None) -> int:
             parts = ", ".join(
                 f"{k} {v:,.1f}"
                 for k, v in row.items()
-                if k not in ("shape", "regime", "device", "run", "metrics / training")
+                if k not in ("shape", "regime", "fold", "device", "run", "metrics / training")
             )
             print(
-                f"finished {name} / {regime} on {row['device']} in {wall:,.0f} s "
+                f"finished {what} on {row['device']} in {wall:,.0f} s "
                 f"({row['run']:,.0f} s per run at the protocol's settings: {parts})",
                 flush=True,
             )
@@ -269,14 +295,17 @@ def main(argv: list[str] | None = None) -> int:
 
         started = time.perf_counter()
         with ThreadPoolExecutor(args.jobs) as pool:
-            rows = list(pool.map(lambda job: one(*job), [(n, r) for n in shapes for r in regimes]))
+            jobs = [(n, r, f) for n in shapes for r in regimes for f in range(args.run_folds)]
+            rows = list(pool.map(lambda job: one(*job), jobs))
         wall = time.perf_counter() - started
     except BenchmarkError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    table = pd.DataFrame(rows).set_index(["shape", "regime"])
-    # Jobs at once share the machine: each run's seconds are its own, under that sharing.
-    protocol = table["run"].sum() * args.folds / args.jobs
+    table = pd.DataFrame(rows).set_index(["shape", "regime", "fold"])
+    # Jobs at once share the machine: each run's seconds are its own, under that sharing;
+    # the folds not run are taken to cost what the ones run did.
+    protocol = table["run"].sum() * args.folds / args.run_folds / args.jobs
+    folds_run = "fold 0" if args.run_folds == 1 else f"folds 0-{args.run_folds - 1}"
     how = (
         f"extrapolated from {epochs} epochs and {sources} sources to {args.epochs} and "
         f"{args.sources}"
@@ -287,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     lines = [
         f"Protocol benchmark, {date.today()}, {gpu}{os.cpu_count()} CPU cores, "
         f"torch {torch.__version__}; {args.jobs} job(s) at once with {threads} thread(s) "
-        f"each; fold 0 of each regime, {how}; this benchmark's wall time {wall:,.0f} s. "
+        f"each; {folds_run} of each regime, {how}; this benchmark's wall time {wall:,.0f} s. "
         "Seconds per run:",
         "",
         table.reset_index().round(1).to_markdown(index=False),

@@ -16,7 +16,7 @@ def test_protocol_benchmark_times_every_stage_at_toy_size(tmp_path, fmnist_dir, 
         "--shapes", "cifar10", "--regimes", "overfit",
         "--train-size", "400", "--test-size", "150",
         "--epochs", "4", "--measure-epochs", "2", "--sources", "40", "--measure-sources", "20",
-        "--folds", "5", "--threads", "1",
+        "--folds", "5", "--run-folds", "2", "--jobs", "2", "--threads", "1",
         "--data-dir", str(fmnist_dir), "--out", str(out),
         "--set", "metrics.n_images=60", "--set", "metrics.clever.n_images=2",
         "--set", "metrics.clever.pool_factor=2", "--set", "data.eval_batch_size=200",
@@ -27,18 +27,21 @@ def test_protocol_benchmark_times_every_stage_at_toy_size(tmp_path, fmnist_dir, 
               "classify snapshots", "loss_sensitivity", "empirical_robustness", "clever",
               "other (start-up, data, files)", "run", "metrics / training"}  # fmt: skip
     assert stages <= set(table.columns)
-    assert table["shape"].tolist() == ["cifar10"]
+    assert table["shape"].tolist() == ["cifar10"] * 2 and table["fold"].tolist() == [0, 1]
     for column in stages - {"other (start-up, data, files)"}:
         assert (table[column] > 0).all(), column
     parts = table[sorted(stages - {"run", "metrics / training"})].sum(axis=1)
     assert table["run"].to_numpy() == pytest.approx(parts.to_numpy())
     text = (out / "protocol.md").read_text()
-    assert "extrapolated from 2 epochs and 20 sources to 4 and 40" in text
-    total = table["run"].sum() * 5
+    assert "folds 0-1 of each regime, extrapolated from 2 epochs and 20 sources to 4 and 40" in text
+    total = table["run"].sum() * 5 / 2 / 2  # 2 of 5 folds run, 2 jobs at once
     assert f"{total:,.0f} s" in text
     # Each run's stages are printed as it finishes (a benchmark stopped early still tells).
-    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("finished")]
-    assert line.startswith("finished cifar10 / overfit on cpu")
+    lines = [x for x in capsys.readouterr().out.splitlines() if x.startswith("finished")]
+    assert sorted(x[: x.index(" in ")] for x in lines) == [
+        f"finished cifar10 / overfit / fold {fold} on cpu" for fold in (0, 1)
+    ]
+    (line,) = [x for x in lines if "fold 0" in x]
     assert f"train {table['train'][0]:,.1f}" in line and "attack cw " in line and "clever " in line
 
 
@@ -69,6 +72,7 @@ def test_standins_have_the_papers_shapes_from_real_images(shape, side, fmnist_di
         (["--shapes", "stl10", "--test-size", "20000"], "20,000 test images cannot be built"),
         (["--shapes", "imagenet"], "accepted are cifar10, stl10"),
         (["--measure-epochs", "0"], "--measure-epochs=0: must be >= 1"),
+        (["--run-folds", "6"], "--run-folds=6: a regime has 5 folds (--folds); accepted: 1 to 5"),
     ],
 )
 def test_protocol_benchmark_refuses_what_it_cannot_build(argv, message, tmp_path, capsys):

@@ -45,6 +45,8 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from advfit.data.folds import check_folds
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -229,8 +231,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"--shapes={args.shapes!r}: accepted are {', '.join(SHAPES)} (comma-separated)"
             )
         regimes = [r for r in args.regimes.split(",") if r]
-        names = ("epochs", "sources", "folds", "run_folds", "jobs")
-        for name in (*names, "measure_epochs", "measure_sources"):
+        for name in (
+            "epochs",
+            "sources",
+            "folds",
+            "run_folds",
+            "jobs",
+            "measure_epochs",
+            "measure_sources",
+        ):
             value = getattr(args, name)
             if value is not None and value < 1:
                 raise BenchmarkError(f"--{name.replace('_', '-')}={value}: must be >= 1")
@@ -239,6 +248,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"--run-folds={args.run_folds}: a regime has {args.folds} folds (--folds); "
                 f"accepted: 1 to {args.folds}"
             )
+        try:  # train.py's own check of n_folds, before any stand-in is built
+            check_folds(args.folds, 0)
+        except ValueError as err:
+            raise BenchmarkError(f"--folds={args.folds}: {err}") from err
         target = {"epochs": args.epochs, "sources": args.sources}
         epochs = args.measure_epochs or args.epochs
         sources = args.measure_sources or args.sources

@@ -73,6 +73,7 @@ def test_standins_have_the_papers_shapes_from_real_images(shape, side, fmnist_di
         (["--shapes", "imagenet"], "accepted are cifar10, stl10"),
         (["--measure-epochs", "0"], "--measure-epochs=0: must be >= 1"),
         (["--run-folds", "6"], "--run-folds=6: a regime has 5 folds (--folds); accepted: 1 to 5"),
+        (["--folds", "1"], "--folds=1: n_folds=1 is invalid: cross-validation needs n_folds >= 2"),
     ],
 )
 def test_protocol_benchmark_refuses_what_it_cannot_build(argv, message, tmp_path, capsys):

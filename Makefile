@@ -36,11 +36,15 @@ $(STAMP): pyproject.toml
 	fi
 	@touch $(STAMP)
 
+# make test runs the suite in TEST_JOBS pytest-xdist workers (default: one per core, at most
+# 4), each with cores / workers threads (tests/conftest.py); TEST_JOBS=0 runs it in one process.
+TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
+
 test: install ## Run the test suite (installs what is missing first)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_JOBS) --dist worksteal
 
 test-fast: install ## Run the tests that do not train on real data
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n $(TEST_JOBS) --dist worksteal -m "not slow"
 
 lint: install ## ruff check and format check
 	$(VENV)/bin/ruff check .

@@ -25,6 +25,24 @@ os.environ.setdefault("WANDB_MODE", "offline")
 register_resolvers()
 
 
+def _share_the_cores() -> None:
+    """Under pytest-xdist (make test: one worker per core, at most 4) each worker and the
+    jobs it starts get cores / workers threads, so that workers training at once do not
+    oversubscribe the cores (torch takes every core by default; the entry points the tests
+    start read OMP_NUM_THREADS)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers <= 1 or "OMP_NUM_THREADS" in os.environ:
+        return
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+_share_the_cores()
+
+
 # A real run in seconds: 2 epochs on 500 Fashion-MNIST images, one attack, no CLEVER.
 TINY_RUN = [
     "regime=overfit",

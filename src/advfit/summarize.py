@@ -34,9 +34,13 @@ def main(argv: list[str] | None = None) -> int:
             p.parent for p in sweep.rglob("epochs.csv") if not (p.parent / "DONE").exists()
         ]
         for run in runs:
-            summary = run.read_summary()
+            best = run.read_summary().get("best_epoch")
             epochs = run.read_epochs().set_index("epoch")
-            print(f"\n== {run.root}  (best epoch {summary.get('best_epoch')})")
+            # The attacks were crafted on the best epoch's snapshot: its ASR is their white-box
+            # success there, every other row a replay.
+            epochs.index = [f"{e}*" if e == best else str(e) for e in epochs.index]
+            epochs.index.name = "epoch"
+            print(f"\n== {run.root}  (best epoch {best}, marked *: the attacks were crafted there)")
             print(epochs.round(3).to_string())
         total += len(runs)
         print(f"\n{len(runs)} finished run(s) under {sweep.resolve()}", end="")

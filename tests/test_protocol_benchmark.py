@@ -112,3 +112,23 @@ def test_device_benchmark_runs_every_section_at_toy_size(capsys):
         "cw 32x32 deterministic=False 250 images:",
     ):
         assert line in out, line
+
+
+def test_layout_benchmark_times_both_layouts_at_toy_size(capsys):
+    """`python -m benchmarks.layout` (NCHW against channels_last weights) must not rot."""
+    from benchmarks import layout
+
+    threads = torch.get_num_threads()
+    try:
+        layout.main(["--sides", "32", "--repeats", "1", "--scale", "0.02", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("CPU, 1 thread(s)")
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        "32x32 training step, batch 32",
+        "32x32 classifying 250 images",
+        "32x32 input gradients of 100 images",
+        "32x32 input gradients of 500 images",
+    ]
+    assert all("nchw / channels_last median" in line for line in lines[1:])

@@ -124,16 +124,19 @@ def test_the_demos_settings_give_the_two_regimes_their_shapes(tmp_path, fmnist_d
     epochs, best = curves["overfit_demo"]
     last = int(epochs.index.max())
     end = epochs.loc[last - 4 :]  # the last 5 epochs (the high learning rate makes single
-    # epochs jumpy)
-    assert last == 35 and best <= last - 10, best  # fold 0: 21
-    # Training accuracy still rises after the best epoch (0.94 -> 0.97 in fold 0) while
-    # validation accuracy falls (0.84 -> 0.80).
-    assert end["train_acc"].mean() - epochs.loc[best, "train_acc"] > 0.01
-    assert epochs.loc[best, "val_acc"] - end["val_acc"].mean() > 0.02
-    assert (end["train_acc"] - end["val_acc"]).mean() > 0.15  # the gap
-    # Validation loss: least well before the end, then up by far more than the verdict's 0.1.
-    assert epochs["val_loss"].idxmin() <= last - 10
+    # epochs jumpy: a change of summation order alone moved fold 0's best epoch from 21 to 27,
+    # and the demo's five folds peak anywhere from epoch 11 to 29)
+    assert last == 35 and best < last - 4, best
+    # Validation loss is least well before the end (fold 0: epoch 10-14), then climbs by far
+    # more than the verdict's 0.1 (0.7-0.9) ...
+    overfits_from = int(epochs["val_loss"].idxmin())
+    assert overfits_from <= last - 10
     assert epochs.loc[last, "val_loss"] / epochs["val_loss"].min() - 1 > 0.3
+    # ... while training accuracy keeps rising (about 0.83 -> 0.97) and validation accuracy
+    # ends below its peak (0.84 -> 0.80): a gap of about 0.18.
+    assert end["train_acc"].mean() - epochs.loc[overfits_from, "train_acc"] > 0.05
+    assert epochs.loc[best, "val_acc"] - end["val_acc"].mean() > 0.02
+    assert (end["train_acc"] - end["val_acc"]).mean() > 0.15
     epochs, best = curves["normal_demo"]
     assert epochs.loc[last, "val_acc"] - epochs.loc[5, "val_acc"] > 0.3  # it learns
     assert abs(epochs.loc[last, "train_acc"] - epochs.loc[last, "val_acc"]) < 0.05  # together

@@ -46,6 +46,7 @@ import torch
 import torch.nn.functional as F
 
 from advfit.data.folds import check_folds
+from advfit.sweep import threads_per_job
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             for name in shapes
         }
-        threads = args.threads or max(1, (os.cpu_count() or 1) // args.jobs)
+        threads = args.threads or threads_per_job(args.jobs)
 
         def one(name: str, regime: str, fold: int) -> dict:
             what = f"{name} / {regime} / fold {fold}"

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from advfit.config import register_resolvers
 from advfit.data import FashionMNISTDataModule
+from advfit.sweep import threads_per_job
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -33,7 +34,7 @@ def _share_the_cores() -> None:
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers <= 1 or "OMP_NUM_THREADS" in os.environ:
         return
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads_per_job(workers)
     os.environ["OMP_NUM_THREADS"] = str(threads)
     import torch
 

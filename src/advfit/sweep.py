@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -12,6 +13,12 @@ from omegaconf import DictConfig
 from advfit.config import is_result_neutral, run_dir_name
 from advfit.errors import ConfigError, RunError
 from advfit.rundir import RunDir
+
+
+def threads_per_job(jobs: int) -> int:
+    """CPU threads for each of ``jobs`` jobs running at once: cores // jobs, at least 1."""
+    return max(1, (os.cpu_count() or 1) // max(1, int(jobs)))
+
 
 _RANGE = re.compile(r"^(?P<key>[+~]*[\w.\-/@]+)=(?P<start>\d+)-(?P<stop>\d+)$")
 

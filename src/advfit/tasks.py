@@ -19,7 +19,7 @@ from advfit.errors import RunError
 from advfit.loggers import close, finish_loggers, log_replay, open_wandb_run, start_loggers
 from advfit.replay import Replay
 from advfit.rundir import RunDir
-from advfit.sweep import check_run_dir_matches
+from advfit.sweep import check_run_dir_matches, threads_per_job
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def set_cpu_threads(cfg: DictConfig) -> None:
             n_jobs = os.cpu_count() or 1
         if n_jobs <= 1:
             return
-        threads = max(1, (os.cpu_count() or 1) // n_jobs)
+        threads = threads_per_job(n_jobs)
     torch.set_num_threads(int(threads))
     log.info("using %d CPU threads", int(threads))
 

@@ -131,3 +131,67 @@ def test_distances_on_hand_built_perturbations():
     assert summary["l0_mean"] == 9 and summary["l0_std"] == 7  # population std of (2, 16)
     assert summary["linf_mean"] == pytest.approx(0.35)
     assert all(v != v for v in summarize_norms(norms, torch.zeros(3, dtype=torch.bool)).values())
+
+
+class _Counting(torch.nn.Module):
+    """A network that counts its forward passes (one per Carlini-Wagner iteration)."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net, self.calls = net, 0
+        self.num_classes = net.num_classes
+
+    def forward(self, x):
+        self.calls += 1
+        return self.net(x)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(binary_search_steps=3, max_iterations=20, initial_const=0.001),
+        # 10 steps: advertorch's last step repeats with the upper bounds as constants.
+        dict(
+            binary_search_steps=10,
+            max_iterations=10,
+            initial_const=1e-4,
+            confidence=0.5,
+            learning_rate=0.01,
+        ),
+        dict(binary_search_steps=2, max_iterations=30, initial_const=0.01, targeted=True),
+    ],
+    ids=["untargeted", "repeat-confidence", "targeted"],
+)
+def test_carlini_wagner_equals_advertorchs_bit_for_bit(net, params):
+    """advfit's Carlini-Wagner (no device read per iteration) crafts advertorch's examples:
+    same iterations (early aborts included), same images, on a mix of images it fools and
+    images it cannot fool at these sizes."""
+    from advfit.attacks.advertorch_compat import attacks
+    from advfit.attacks.cw import CarliniWagnerL2Attack
+
+    # Ten noisy prototypes, and the LeNet trained on them for a few steps: some images
+    # lie near a boundary, others far from it.
+    torch.manual_seed(2)
+    prototypes = torch.rand(10, 1, 28, 28)
+    labels = torch.arange(48) % 10
+    x = (prototypes[labels] + 0.3 * torch.randn(48, 1, 28, 28)).clamp(0, 1)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    for _ in range(30):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(net.train()(x), labels).backward()
+        optimizer.step()
+    with torch.no_grad():
+        logits = net.eval()(x)
+    y = torch.randint(0, 10, (48,)) if params.get("targeted") else logits.argmax(1)
+    crafted, calls = [], []
+    for cls in (attacks.CarliniWagnerL2Attack, CarliniWagnerL2Attack):
+        counting = _Counting(net)
+        with frozen(counting):
+            adv = cls(counting, num_classes=10, **{"learning_rate": 0.05, **params}).perturb(x, y)
+        crafted.append(adv)
+        calls.append(counting.calls)
+    assert calls[0] == calls[1]
+    assert calls[0] < params["binary_search_steps"] * params["max_iterations"]  # aborts early
+    assert torch.equal(crafted[0], crafted[1])
+    changed = (crafted[1] != x).flatten(1).any(1).float().mean()
+    assert 0 < changed < 1, changed

@@ -1,8 +1,10 @@
 """Attack and replay costs on LeNet with grayscale 32x32 (CIFAR-10-shaped) inputs, on this CPU.
 
-1. Crafting through advfit's attack layer vs calling advertorch directly on the same batch
-   (both with frozen parameters), plus advertorch with trainable parameters; images/s.
-2. Carlini-Wagner time per iteration: advertorch (what advfit runs) vs torchattacks; the
+1. Crafting through advfit's attack layer (FGSM and PGD: advertorch's classes; CW:
+   advfit.attacks.cw, advertorch's without a device read per iteration) vs calling
+   advertorch directly on the same batch (both with frozen parameters), plus advertorch with
+   trainable parameters; images/s.
+2. Carlini-Wagner time per iteration: advertorch (advfit's has the same arithmetic) vs torchattacks; the
    number of iterations each ran is counted with a forward hook (torchattacks stops early).
 3. Replaying 35 snapshots x (10,000 clean + 3 x 1,000 adversarial images) vs the pure
    forward passes that needs.
@@ -29,10 +31,16 @@ from advfit.rundir import RunDir, atomic_torch_save
 from benchmarks.common import interleaved, ratios, spread
 
 SHAPE = (1, 32, 32)
+# name: (advertorch's class, the class advfit's config crafts with, parameters)
 ATTACKS = {
-    "fgsm": ("GradientSignAttack", {"eps": 0.3, "clip_min": 0.0, "clip_max": 1.0}),
+    "fgsm": (
+        "GradientSignAttack",
+        "advertorch.attacks.GradientSignAttack",
+        {"eps": 0.3, "clip_min": 0.0, "clip_max": 1.0},
+    ),
     "pgd": (
         "LinfPGDAttack",
+        "advertorch.attacks.LinfPGDAttack",
         {
             "eps": 0.3,
             "eps_iter": 0.1,
@@ -44,6 +52,7 @@ ATTACKS = {
     ),
     "cw": (
         "CarliniWagnerL2Attack",
+        "advfit.attacks.cw.CarliniWagnerL2Attack",
         {"num_classes": 10, "binary_search_steps": 1, "max_iterations": 100, "abort_early": False},
     ),
 }
@@ -59,8 +68,8 @@ def attack_layer(repeats: int) -> None:
     x = torch.rand(500, *SHAPE, generator=torch.Generator().manual_seed(1))
     y = net(x).argmax(1)
     print(f"\n1. crafting 500 images, {repeats} interleaved rounds (seconds, median [min-max])")
-    for name, (cls, params) in ATTACKS.items():
-        layer = Attack(name, f"advertorch.attacks.{cls}", batch_size=500, **params)
+    for name, (cls, path, params) in ATTACKS.items():
+        layer = Attack(name, path, batch_size=500, **params)
 
         def direct_frozen(cls=cls, params=params):
             with frozen(net):

@@ -200,6 +200,8 @@ def test_figure_panels_and_error_bars(sweep):
     ]
     assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["test accuracy", "ASR FGSM"]
     assert axes[0].collections and not axes[1].collections  # error bars only with folds > 1
+    # The caption stands beside the image (report, W&B), not in it as well.
+    assert fig._suptitle is None and not fig.texts
     plt.close("all")
 
 

@@ -27,7 +27,7 @@ from advfit.report.document import (
     to_html,
     to_markdown,
 )
-from advfit.report.figures import FIGURES, draw
+from advfit.report.figures import FIGURES, KEY, draw
 from advfit.report.verdict import Thresholds, verdict
 
 log = logging.getLogger("advfit.report")
@@ -166,7 +166,7 @@ def build(
         log_report(
             wandb_run,
             out,
-            {f.name: f.caption for f in figures},
+            {f.name: f"{f.caption} {KEY}" for f in figures},
             {
                 "verdict": None if verdicts.empty else verdict_table(verdicts),
                 "distances": shown,
@@ -203,12 +203,7 @@ def document(paths, out, sweep, groups, thresholds, verdicts, distances, figures
     blocks.append(Heading(2, "Distances (Tables 2-5)"))
     blocks.append(Table(distances) if distances is not None else Para("(none)"))
     blocks.append(Heading(2, "Figures"))
-    blocks.append(
-        Para(
-            "Lines: mean across folds; bars: one std; dotted verticals: each fold's best "
-            "epoch, where the attacks were crafted."
-        )
-    )
+    blocks.append(Para(KEY))
     blocks += [Image(f"{f.name}.png", f.caption) for f in figures]
     runs = pd.DataFrame(
         [

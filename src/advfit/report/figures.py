@@ -60,6 +60,14 @@ class Figure:
         }
 
 
+#: How every figure reads; the report prints it above the figures and W&B adds it to each
+#: figure's caption (the images carry no title).
+KEY = (
+    "Lines: mean across folds; bars: one std; dotted verticals: each fold's best epoch, "
+    "where the attacks were crafted."
+)
+
+
 #: Every figure of the report, by name. A new figure is one more entry (see the README's
 #: "Extending advfit").
 FIGURES: dict[str, Figure] = {
@@ -150,10 +158,8 @@ def draw(
         ax.set_ylabel(figure.ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(
-        f"{figure.caption}\nlines: mean across folds; bars: one std; dotted: best epochs",
-        fontsize=9,
-    )
+    # No title in the image: its caption and key stand beside it (the report's figcaption,
+    # W&B's caption), as in a paper; a title here repeated them in report.html.
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
     for suffix in ("png", "pdf"):

@@ -92,9 +92,18 @@ def fmnist_dir(tmp_path_factory) -> Path:
     return data_dir
 
 
+def user_env(**extra: str) -> dict[str, str]:
+    """The environment of an entry point started from a shell: this process's, without
+    ``WANDB_SERVICE``. In-process runs of earlier tests start a W&B service and export its
+    address there; a job started with it shares that service, and a SIGKILLed job's run,
+    never finished in it, refuses the relaunch ("run ID ... is in use")."""
+    environment = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+    return {**environment, "HYDRA_FULL_ERROR": "0", **extra}
+
+
 def run_cli(script: str, *args: str, cwd: Path, env: dict | None = None, timeout: int = 600):
     """Run an entry point as a user would; returns the CompletedProcess."""
-    environment = {**os.environ, "HYDRA_FULL_ERROR": "0", **(env or {})}
+    environment = user_env(**(env or {}))
     return subprocess.run(
         [sys.executable, str(ROOT / script), *args],
         cwd=cwd,

@@ -14,7 +14,7 @@ import torch
 
 from advfit.errors import ConfigError
 from advfit.sweep import config_differences, expand_range
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, run_cli, user_env
 from tests.wandb_history import history, offline_runs
 
 TINY = [
@@ -114,7 +114,11 @@ def kill_when(
     log = cwd / f"launch-{time.monotonic_ns()}.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "train.py"), *args], cwd=cwd, stdout=out, stderr=out
+            [sys.executable, str(ROOT / "train.py"), *args],
+            cwd=cwd,
+            stdout=out,
+            stderr=out,
+            env=user_env(),
         )
         deadline = time.monotonic() + timeout
         try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 from wandb.proto import wandb_internal_pb2 as pb
@@ -17,9 +18,8 @@ BLOCK = 32 * 1024
 FULL, FIRST, MIDDLE, LAST = 1, 2, 3, 4
 
 
-def records(path: Path):
-    data = Path(path).read_bytes()
-    assert data[:4] == b":W&B", f"{path} is not a W&B run file"
+def _parse(data: bytes):
+    assert data[:4] == b":W&B", "not a W&B run file"
     pos, pending = 7, b""
     while pos + 7 <= len(data):
         left = BLOCK - pos % BLOCK
@@ -27,6 +27,8 @@ def records(path: Path):
             pos += left
             continue
         _, length, kind = struct.unpack("<IHB", data[pos : pos + 7])
+        if pos + 7 + length > len(data):  # a record still being written
+            break
         chunk = data[pos + 7 : pos + 7 + length]
         pos += 7 + length
         if kind == 0 and length == 0:
@@ -44,6 +46,19 @@ def records(path: Path):
         record = pb.Record()
         record.ParseFromString(pending)
         yield record
+
+
+def records(path: Path, settle: float = 10.0) -> list:
+    """The records of one run file. W&B's service may still be writing a run that has just
+    finished: wait up to ``settle`` seconds for its closing ``exit`` record (a killed run's
+    file never gets one, and is read as it stands)."""
+    deadline = time.monotonic() + settle
+    while True:
+        found = list(_parse(Path(path).read_bytes()))
+        closed = found and found[-1].WhichOneof("record_type") == "exit"
+        if closed or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def offline_runs(run_dir: Path) -> list[Path]:

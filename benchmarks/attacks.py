@@ -4,8 +4,9 @@
    advfit.attacks.cw, advertorch's without a device read per iteration) vs calling
    advertorch directly on the same batch (both with frozen parameters), plus advertorch with
    trainable parameters; images/s.
-2. Carlini-Wagner time per iteration: advertorch (advfit's has the same arithmetic) vs torchattacks; the
-   number of iterations each ran is counted with a forward hook (torchattacks stops early).
+2. Carlini-Wagner time per iteration: advertorch (advfit's has the same arithmetic) vs
+   torchattacks; the number of iterations each ran is counted with a forward hook
+   (torchattacks stops early).
 3. Replaying 35 snapshots x (10,000 clean + 3 x 1,000 adversarial images) vs the pure
    forward passes that needs.
 
@@ -31,15 +32,14 @@ from advfit.rundir import RunDir, atomic_torch_save
 from benchmarks.common import interleaved, ratios, spread
 
 SHAPE = (1, 32, 32)
-# name: (advertorch's class, the class advfit's config crafts with, parameters)
+# name: (the class advfit's config crafts with, parameters); advertorch's class of the same
+# name is the direct contender.
 ATTACKS = {
     "fgsm": (
-        "GradientSignAttack",
         "advertorch.attacks.GradientSignAttack",
         {"eps": 0.3, "clip_min": 0.0, "clip_max": 1.0},
     ),
     "pgd": (
-        "LinfPGDAttack",
         "advertorch.attacks.LinfPGDAttack",
         {
             "eps": 0.3,
@@ -51,7 +51,6 @@ ATTACKS = {
         },
     ),
     "cw": (
-        "CarliniWagnerL2Attack",
         "advfit.attacks.cw.CarliniWagnerL2Attack",
         {"num_classes": 10, "binary_search_steps": 1, "max_iterations": 100, "abort_early": False},
     ),
@@ -68,8 +67,9 @@ def attack_layer(repeats: int) -> None:
     x = torch.rand(500, *SHAPE, generator=torch.Generator().manual_seed(1))
     y = net(x).argmax(1)
     print(f"\n1. crafting 500 images, {repeats} interleaved rounds (seconds, median [min-max])")
-    for name, (cls, path, params) in ATTACKS.items():
+    for name, (path, params) in ATTACKS.items():
         layer = Attack(name, path, batch_size=500, **params)
+        cls = path.rsplit(".", 1)[1]
 
         def direct_frozen(cls=cls, params=params):
             with frozen(net):

@@ -77,3 +77,37 @@ def test_empirical_robustness_equals_art(trained):
 def test_bad_norms_name_the_value(norm):
     with pytest.raises(ConfigError, match="accepted are 1, 2 and inf"):
         parse_norm(norm)
+
+
+def test_empirical_robustness_classifies_only_the_images_not_flipped_yet(trained):
+    """One forward pass gives the prediction and the gradient; each eps then classifies only
+    the images that earlier eps did not flip (ART classifies the whole batch every time)."""
+    net, x, _ = trained
+    # Which images each eps flips, computed on the whole batch every time (ART's way).
+    xg = x.clone().requires_grad_(True)
+    logits = net(xg)
+    pred = logits.argmax(1)
+    (grad,) = torch.autograd.grad(F.cross_entropy(logits, pred, reduction="sum"), xg)
+    with torch.no_grad():
+        flipped_by = [
+            net((x + eps * grad.sign()).clamp(0, 1)).argmax(1) != pred for eps in (0.1, 0.2, 0.3)
+        ]
+    unflipped = torch.ones(len(x), dtype=torch.bool)
+    expected = [len(x)]  # the forward pass of the gradient
+    for flips in flipped_by:
+        if not unflipped.any():
+            break
+        expected.append(int(unflipped.sum()))
+        unflipped &= ~flips
+    assert len(x) > expected[-1] > 0  # some flip at 0.1, some survive: the test can tell
+
+    sizes = []
+    hook = net.register_forward_hook(lambda module, args, out: sizes.append(len(args[0])))
+    try:
+        value = empirical_robustness(net, x, eps_step=0.1, eps_max=0.3, batch_size=len(x))
+    finally:
+        hook.remove()
+    assert sizes == expected
+    assert value == pytest.approx(
+        empirical_robustness(net, x, eps_step=0.1, eps_max=0.3, batch_size=7), rel=1e-6
+    )

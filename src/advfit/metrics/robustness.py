@@ -65,6 +65,22 @@ def _fgsm_direction(grad: torch.Tensor, norm: float) -> torch.Tensor:
     return step.view_as(grad)
 
 
+def _predicted_class_gradients(
+    net: nn.Module, x: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each image's predicted class and the gradient of its own cross-entropy loss at that
+    class, from one forward pass (the prediction is the argmax of the same logits)."""
+    x = x.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        logits = net(x)
+        pred = logits.argmax(1)
+        loss = F.cross_entropy(logits, pred, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, x)
+    if not torch.isfinite(grad).all():
+        raise ValueError("the model yields NaN or infinite input gradients")
+    return pred, grad
+
+
 @torch.no_grad()
 def empirical_robustness(
     net: nn.Module,
@@ -82,6 +98,10 @@ def empirical_robustness(
     [0, 1]. The grid is built from integer multiples, so ``eps_max`` itself is tried; ART adds
     ``eps_step`` repeatedly and stops when the float sum exceeds ``eps_max``, so with 0.1 and
     0.3 it never tries 0.3 (0.1 + 0.1 + 0.1 > 0.3).
+
+    Cheaper than ART for the same value: the prediction and the gradient come from one
+    forward pass, and each eps classifies only the images that have not flipped yet (ART
+    classifies the whole batch at every eps).
     """
     p = parse_norm(norm)
     if not eps_step > 0 or not eps_max >= eps_step:
@@ -94,23 +114,26 @@ def empirical_robustness(
     with frozen(net):
         for start in range(0, len(x), batch_size):
             xb = x[start : start + batch_size]
-            pred = net(xb).argmax(1)
-            direction = _fgsm_direction(_input_gradients(net, xb, pred), p)
-            adv = xb.clone()
-            active = torch.ones(len(xb), dtype=torch.bool, device=xb.device)
-            flipped = torch.zeros_like(active)
+            pred, grad = _predicted_class_gradients(net, xb)
+            direction = _fgsm_direction(grad, p)
+            # Each image's ratio at the eps where it flips, kept in image order.
+            ratio = torch.zeros(len(xb), dtype=xb.dtype, device=xb.device)
+            flipped = torch.zeros(len(xb), dtype=torch.bool, device=xb.device)
+            # Positions in the batch of the images not flipped yet.
+            active = torch.arange(len(xb), device=xb.device)
             for eps in grid:
-                candidate = (xb + eps * direction).clamp(0.0, 1.0)
-                adv[active] = candidate[active]
-                now = net(adv).argmax(1) != pred
-                flipped |= now & active
-                active &= ~now
-                if not active.any():
+                candidate = (xb[active] + eps * direction[active]).clamp(0.0, 1.0)
+                now = net(candidate).argmax(1) != pred[active]
+                flips = active[now]
+                delta = (candidate[now] - xb[flips]).flatten(1)
+                ratio[flips] = delta.norm(p=p, dim=1) / xb[flips].flatten(1).norm(p=p, dim=1)
+                flipped[flips] = True
+                active = active[~now]
+                if len(active) == 0:
                     break
-            if flipped.any():
-                delta = (adv - xb)[flipped].flatten(1)
-                ratios.append(delta.norm(p=p, dim=1) / xb[flipped].flatten(1).norm(p=p, dim=1))
-    return torch.cat(ratios).mean().item() if ratios else 0.0
+            ratios.append(ratio[flipped])
+    scored = torch.cat(ratios)
+    return scored.mean().item() if len(scored) else 0.0
 
 
 class LossSensitivity:

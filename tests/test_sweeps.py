@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from advfit.errors import ConfigError
-from advfit.sweep import config_differences, expand_range
+from advfit.sweep import config_differences, expand_range, progress, write_manifest
 from tests.conftest import ROOT, run_cli, user_env
 from tests.wandb_history import history, offline_runs
 
@@ -43,6 +43,33 @@ def test_config_differences_name_the_keys():
     old = {"regime": {"lr": 0.1}, "paths": {"root_dir": "/a"}, "attack": {"fgsm": {"eps": 0.3}}}
     new = {"regime": {"lr": 0.2}, "paths": {"root_dir": "/b"}, "attack": {"fgsm": {"eps": 0.3}}}
     assert config_differences(old, new) == ["regime.lr: 0.1 -> 0.2"]
+
+
+def test_progress_counts_complete_runs_and_estimates_the_time_left(tmp_path, monkeypatch):
+    runs = [tmp_path / f"run{i}" for i in range(5)]
+    for run in runs:
+        run.mkdir()
+    assert progress(runs[0]) is None  # no sweep.json: a single run says nothing
+    monkeypatch.setattr("advfit.sweep.time.time", lambda: 1_000.0)
+    write_manifest(tmp_path, runs[:4])
+    assert progress(tmp_path / "elsewhere") is None
+    # run0 was complete before this launch (it counts, but not in the rate); run1 and run2
+    # completed during it, the second 400 s after it started; 600 s in, the 1 run left is
+    # estimated at 600 s / 2 runs = 300 s.
+    for run, when in ((runs[0], 500.0), (runs[1], 1_200.0), (runs[2], 1_400.0)):
+        (run / "DONE").touch()
+        os.utime(run / "DONE", (when, when))
+    monkeypatch.setattr("advfit.sweep.time.time", lambda: 1_600.0)
+    assert progress(runs[2]) == "sweep: 3 of 4 runs complete; about 5m00s left"
+    # Nothing completed in this launch yet: no estimate.
+    os.utime(runs[1] / "DONE", (900.0, 900.0))
+    os.utime(runs[2] / "DONE", (900.0, 900.0))
+    assert progress(runs[2]) == "sweep: 3 of 4 runs complete"
+    (runs[3] / "DONE").touch()
+    monkeypatch.setattr("advfit.sweep.time.time", lambda: 1_000.0 + 3 * 3600 + 120)
+    assert progress(runs[3]) == "sweep: 4 of 4 runs complete (3h02m this launch)"
+    (tmp_path / "sweep.json").write_text("{not json")
+    assert progress(runs[3]) is None
 
 
 def sweep_dirs(root: Path) -> list[str]:
@@ -255,6 +282,8 @@ def test_two_job_sweeps_through_the_launchers(tmp_path, fmnist_dir, launcher):
     extra = (
         ["hydra.launcher.n_jobs=2"] if launcher == "joblib" else ["hydra.launcher.timeout_min=10"]
     )
+    # Progress bars left on: jobs that run side by side drop theirs by themselves.
+    tiny = [a for a in TINY if not a.startswith("trainer.enable_progress_bar")]
     result = run_cli(
         "train.py",
         "-m",
@@ -264,10 +293,17 @@ def test_two_job_sweeps_through_the_launchers(tmp_path, fmnist_dir, launcher):
         "regime=overfit",
         f"paths.root_dir={tmp_path}",
         f"paths.data_dir={fmnist_dir}",
-        *TINY,
+        *tiny,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    if launcher == "joblib":
+        out = result.stdout + result.stderr
+        # One line per epoch and the sweep's progress as each job completes; no bars.
+        assert out.count("epoch 2 trained") == 2
+        assert "Epoch 0:" not in out and "it/s]" not in out
+        assert re.search(r"sweep: 1 of 2 runs complete; about \d+m\d\ds left", out)
+        assert re.search(r"sweep: 2 of 2 runs complete \(\d+m\d\ds this launch\)", out)
     runs = [tmp_path / "multirun" / "debug" / n for n in sweep_dirs(tmp_path)]
     assert len(runs) == 2
     for run in runs:

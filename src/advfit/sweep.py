@@ -1,9 +1,12 @@
-"""Sweeps: integer ranges on the command line, and checks of every job before any starts."""
+"""Sweeps: integer ranges on the command line, checks of every job before any starts, and
+how far a sweep has got."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,10 @@ from omegaconf import DictConfig
 
 from advfit.config import is_result_neutral, run_dir_name
 from advfit.errors import ConfigError, RunError
-from advfit.rundir import RunDir
+from advfit.rundir import RunDir, atomic_write_text
+
+#: In a sweep directory: when this launch of the sweep started and the runs it holds.
+MANIFEST = "sweep.json"
 
 
 def threads_per_job(jobs: int) -> int:
@@ -82,3 +88,50 @@ def job_run_dir(job_cfg: DictConfig) -> Path:
     """The run directory a sweep job will write, as Hydra will name it."""
     sweep = job_cfg.hydra.sweep
     return Path(str(sweep.dir)) / run_dir_name(job_cfg.run_name, job_cfg.hydra.job.override_dirname)
+
+
+def duration(seconds: float) -> str:
+    """``1h02m`` or ``4m05s``."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def write_manifest(sweep_dir: Path, run_dirs: Iterable[Path]) -> None:
+    """Record the sweep's runs and the time this launch starts (rewritten by every launch)."""
+    names = [Path(d).name for d in run_dirs]
+    atomic_write_text(
+        Path(sweep_dir) / MANIFEST, json.dumps({"started": time.time(), "runs": names}, indent=1)
+    )
+
+
+def progress(run_dir: Path) -> str | None:
+    """How far the sweep that ``run_dir`` belongs to has got, and the time left estimated from
+    the runs this launch completed (runs completed by an earlier launch count as complete but
+    not in the rate); None outside a sweep.
+
+    Runs that finish together are counted as they finish, so jobs running side by side (the
+    joblib launcher) report it too, which Hydra's launchers do not."""
+    run_dir = Path(run_dir)
+    try:
+        manifest = json.loads((run_dir.parent / MANIFEST).read_text())
+        started, names = float(manifest["started"]), list(manifest["runs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if run_dir.name not in names:
+        return None
+    done_at = [
+        RunDir(run_dir.parent / name).done.stat().st_mtime
+        for name in names
+        if RunDir(run_dir.parent / name).is_done()
+    ]
+    now = time.time()
+    this_launch = sum(1 for t in done_at if t >= started)
+    left = len(names) - len(done_at)
+    message = f"sweep: {len(done_at)} of {len(names)} runs complete"
+    if this_launch and left:
+        eta = (now - started) / this_launch * left
+        message += f"; about {duration(eta)} left"
+    elif not left:
+        message += f" ({duration(now - started)} this launch)"
+    return message

@@ -19,7 +19,7 @@ from advfit.errors import RunError
 from advfit.loggers import close, finish_loggers, log_replay, open_wandb_run, start_loggers
 from advfit.replay import Replay
 from advfit.rundir import RunDir
-from advfit.sweep import check_run_dir_matches, threads_per_job
+from advfit.sweep import check_run_dir_matches, progress, threads_per_job
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +66,18 @@ def run_identity(cfg: DictConfig) -> dict[str, Any]:
     }
 
 
+def parallel_jobs() -> int:
+    """How many jobs of this sweep run at once: the launcher's n_jobs (-1: one per core);
+    1 outside a sweep or with the basic launcher."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        n_jobs = int(OmegaConf.select(HydraConfig.get(), "launcher.n_jobs", default=1) or 1)
+    except (ValueError, TypeError):
+        return 1
+    return (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
+
+
 def set_cpu_threads(cfg: DictConfig) -> None:
     """Share the CPU between jobs that run at once (hydra/launcher=joblib with n_jobs > 1).
 
@@ -73,14 +85,7 @@ def set_cpu_threads(cfg: DictConfig) -> None:
     """
     threads = cfg.get("cpu_threads")
     if threads is None:
-        try:
-            from hydra.core.hydra_config import HydraConfig
-
-            n_jobs = int(OmegaConf.select(HydraConfig.get(), "launcher.n_jobs", default=1) or 1)
-        except (ValueError, TypeError):
-            n_jobs = 1
-        if n_jobs == -1:
-            n_jobs = os.cpu_count() or 1
+        n_jobs = parallel_jobs()
         if n_jobs <= 1:
             return
         threads = threads_per_job(n_jobs)
@@ -100,12 +105,19 @@ def build(cfg: DictConfig):
 
 
 def build_trainer(cfg: DictConfig, loggers: list[Any]) -> pl.Trainer:
-    """The Trainer with the configured callbacks (no progress bar when it is switched off)."""
+    """The Trainer with the configured callbacks. No progress bars when they are switched off
+    or when jobs run side by side (their bars would overwrite each other on one terminal):
+    each epoch then logs one line ("epoch n trained")."""
     callbacks = instantiate_group(cfg.get("callbacks"))
-    if not cfg.trainer.get("enable_progress_bar", True):
+    bars = cfg.trainer.get("enable_progress_bar", True) and parallel_jobs() == 1
+    if not bars:
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
     return instantiate(
-        cfg.trainer, callbacks=callbacks, logger=loggers or False, plugins=[AtomicCheckpointIO()]
+        cfg.trainer,
+        callbacks=callbacks,
+        logger=loggers or False,
+        plugins=[AtomicCheckpointIO()],
+        enable_progress_bar=bars,
     )
 
 
@@ -157,6 +169,8 @@ def fit(cfg: DictConfig, run: RunDir, resolved: dict[str, Any]) -> dict[str, Any
         )
         run.mark_done()
         log.info("run complete: %s", run.root)
+        if (message := progress(run.root)) is not None:
+            log.info(message)
         return summary
     finally:
         finish_loggers(loggers)

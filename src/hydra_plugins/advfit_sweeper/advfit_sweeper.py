@@ -8,7 +8,6 @@ outside ``sys.modules``, where dataclasses cannot resolve string annotations.
 """
 
 import logging
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +22,9 @@ from omegaconf import OmegaConf, open_dict
 
 from advfit.config import register_resolvers, validate_train_config
 from advfit.errors import user_error
-from advfit.sweep import check_run_dir_matches, expand_ranges, job_run_dir
+from advfit.sweep import check_run_dir_matches, expand_ranges, job_run_dir, write_manifest
 
 log = logging.getLogger(__name__)
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
 @dataclass
@@ -61,46 +54,40 @@ class AdvfitSweeper(BasicSweeper):
             raise SystemExit(f"error: {cause}") from None
 
     def _sweep(self, arguments: list[str]) -> Any:
-        """BasicSweeper.sweep, but every job is checked before the first is launched, and a
-        sequential launch reports after each job how many are done and the time left."""
+        """BasicSweeper.sweep, but every job is checked before the first is launched, and the
+        sweep's runs are recorded (``sweep.json``) so that each job reports, as it completes,
+        how many runs are complete and the time left (advfit.sweep.progress)."""
         params = self._parse_config()
         params.extend(arguments)
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides(params)
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
         jobs = [job for batch in self.overrides for job in batch]
-        self.validate_batch_is_legal(jobs)
+        run_dirs = self.validate_batch_is_legal(jobs)
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        # The basic launcher runs jobs one after another: launch them one by one so that
-        # progress can be reported; parallel launchers get whole batches.
+        write_manifest(sweep_dir, run_dirs)
+        # The basic launcher runs jobs one after another: launched one by one, a sweep stops
+        # at its first failed job; parallel launchers get whole batches.
         one_by_one = isinstance(self.launcher, BasicLauncher)
         batches = [[job] for job in jobs] if one_by_one else self.overrides
-        returns, done, started = [], 0, time.monotonic()
+        returns, done = [], 0
         for batch in batches:
             results = self.launcher.launch(batch, initial_job_idx=done)
             for result in results:
                 _ = result.return_value  # raises when the job failed
             done += len(batch)
             returns.append(results)
-            if one_by_one and len(jobs) > 1:
-                elapsed = time.monotonic() - started
-                left = elapsed / done * (len(jobs) - done)
-                log.info(
-                    "sweep: %d of %d jobs done in %s; about %s left",
-                    done,
-                    len(jobs),
-                    _duration(elapsed),
-                    _duration(left),
-                )
         return returns
 
-    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
-        """Compose and check every job; stop before any starts when one is invalid."""
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> list[Path]:
+        """Compose and check every job; stop before any starts when one is invalid. Returns
+        the jobs' run directories."""
         loader = self.hydra_context.config_loader
         master = HydraConfig.instance().cfg
+        run_dirs = []
         try:
             for overrides in batch:
                 job_cfg = loader.load_sweep_config(self.config, list(overrides))
@@ -112,5 +99,7 @@ class AdvfitSweeper(BasicSweeper):
                 task_cfg = OmegaConf.to_container(job_cfg, resolve=True)
                 task_cfg.pop("hydra", None)
                 check_run_dir_matches(run_dir, task_cfg)
+                run_dirs.append(run_dir)
         finally:
             HydraConfig.instance().cfg = master
+        return run_dirs

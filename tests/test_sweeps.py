@@ -61,6 +61,9 @@ def test_progress_counts_complete_runs_and_estimates_the_time_left(tmp_path, mon
         os.utime(run / "DONE", (when, when))
     monkeypatch.setattr("advfit.sweep.time.time", lambda: 1_600.0)
     assert progress(runs[2]) == "sweep: 3 of 4 runs complete; about 5m00s left"
+    # Three jobs side by side: no estimate before three runs of this launch are complete.
+    assert progress(runs[2], at_once=3) == "sweep: 3 of 4 runs complete"
+    assert progress(runs[2], at_once=2) == "sweep: 3 of 4 runs complete; about 5m00s left"
     # Nothing completed in this launch yet: no estimate.
     os.utime(runs[1] / "DONE", (900.0, 900.0))
     os.utime(runs[2] / "DONE", (900.0, 900.0))
@@ -302,8 +305,10 @@ def test_two_job_sweeps_through_the_launchers(tmp_path, fmnist_dir, launcher):
         # One line per epoch and the sweep's progress as each job completes; no bars.
         assert out.count("epoch 2 trained") == 2
         assert "Epoch 0:" not in out and "it/s]" not in out
-        assert re.search(r"sweep: 1 of 2 runs complete; about \d+m\d\ds left", out)
-        assert re.search(r"sweep: 2 of 2 runs complete \(\d+m\d\ds this launch\)", out)
+        # Two jobs side by side: no estimate from the first run alone (it would double it).
+        lines = re.findall(r"sweep: (\d) of 2 runs complete(.*)", out)
+        assert lines and all(tail == "" for k, tail in lines if k == "1"), lines
+        assert re.fullmatch(r" \(\d+m\d\ds this launch\)", lines[-1][1]), lines
     runs = [tmp_path / "multirun" / "debug" / n for n in sweep_dirs(tmp_path)]
     assert len(runs) == 2
     for run in runs:

@@ -105,13 +105,15 @@ def write_manifest(sweep_dir: Path, run_dirs: Iterable[Path]) -> None:
     )
 
 
-def progress(run_dir: Path) -> str | None:
+def progress(run_dir: Path, at_once: int = 1) -> str | None:
     """How far the sweep that ``run_dir`` belongs to has got, and the time left estimated from
     the runs this launch completed (runs completed by an earlier launch count as complete but
     not in the rate); None outside a sweep.
 
-    Runs that finish together are counted as they finish, so jobs running side by side (the
-    joblib launcher) report it too, which Hydra's launchers do not."""
+    Each job calls it as its run completes, so jobs running side by side (the joblib
+    launcher) report it too, which Hydra's launchers do not. With ``at_once`` jobs side by
+    side the first runs finish together, so there is no estimate before ``at_once`` runs
+    of this launch are complete (the first alone would double it)."""
     run_dir = Path(run_dir)
     try:
         manifest = json.loads((run_dir.parent / MANIFEST).read_text())
@@ -129,7 +131,7 @@ def progress(run_dir: Path) -> str | None:
     this_launch = sum(1 for t in done_at if t >= started)
     left = len(names) - len(done_at)
     message = f"sweep: {len(done_at)} of {len(names)} runs complete"
-    if this_launch and left:
+    if this_launch >= max(1, at_once) and left:
         eta = (now - started) / this_launch * left
         message += f"; about {duration(eta)} left"
     elif not left:

@@ -169,7 +169,7 @@ def fit(cfg: DictConfig, run: RunDir, resolved: dict[str, Any]) -> dict[str, Any
         )
         run.mark_done()
         log.info("run complete: %s", run.root)
-        if (message := progress(run.root)) is not None:
+        if (message := progress(run.root, parallel_jobs())) is not None:
             log.info(message)
         return summary
     finally:

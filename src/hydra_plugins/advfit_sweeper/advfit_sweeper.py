@@ -7,7 +7,6 @@ No ``from __future__ import annotations`` here: Hydra's plugin scanner loads thi
 outside ``sys.modules``, where dataclasses cannot resolve string annotations.
 """
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +22,6 @@ from omegaconf import OmegaConf, open_dict
 from advfit.config import register_resolvers, validate_train_config
 from advfit.errors import user_error
 from advfit.sweep import check_run_dir_matches, expand_ranges, job_run_dir, write_manifest
-
-log = logging.getLogger(__name__)
 
 
 @dataclass

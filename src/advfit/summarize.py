@@ -1,4 +1,5 @@
-"""Print what a sweep produced: one block per finished run, its epochs as a table.
+"""Print what a sweep produced: one block per finished run, its epochs as a table, then
+where each unfinished run stands.
 
 python -m advfit.summarize multirun/demo
 """
@@ -12,10 +13,41 @@ from pathlib import Path
 import pandas as pd
 
 from advfit.rundir import RunDir
+from advfit.sweep import read_manifest
 
 
 def finished_runs(sweep: Path) -> list[RunDir]:
     return [RunDir(p.parent) for p in sorted(Path(sweep).rglob("DONE"))]
+
+
+def where_unfinished(sweep: Path) -> list[str]:
+    """One line per run of the sweep without ``DONE`` (running, or stopped: a relaunch resumes
+    it): the epochs it has trained of how many, or that it has not started. The sweep's runs come from its ``sweep.json`` (written when it
+    is launched); without one, from the run directories holding an ``epochs.csv``."""
+    manifest = read_manifest(sweep)
+    if manifest is not None:
+        dirs = [Path(sweep) / name for name in manifest[1]]
+    else:
+        dirs = sorted(p.parent for p in Path(sweep).rglob("epochs.csv"))
+    lines = []
+    for path in dirs:
+        run = RunDir(path)
+        if run.is_done():
+            continue
+        if not run.epochs_csv.is_file():
+            lines.append(f"  {path.name}: not started")
+            continue
+        try:
+            trained = len(pd.read_csv(run.epochs_csv))
+        except (OSError, ValueError):
+            lines.append(f"  {path.name}: epochs.csv unreadable")
+            continue
+        config = run.read_config() if run.config.is_file() else {}
+        epochs = (config.get("trainer") or {}).get("max_epochs")
+        of = f" of {epochs}" if epochs else ""
+        replaying = ", replay not finished" if epochs and trained >= int(epochs) else ""
+        lines.append(f"  {path.name}: {trained}{of} epochs trained{replaying}")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,9 +62,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {sweep} does not exist", file=sys.stderr)
             return 2
         runs = finished_runs(sweep)
-        unfinished = [
-            p.parent for p in sweep.rglob("epochs.csv") if not (p.parent / "DONE").exists()
-        ]
+        unfinished = where_unfinished(sweep)
         for run in runs:
             best = run.read_summary().get("best_epoch")
             epochs = run.read_epochs().set_index("epoch")
@@ -44,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
             print(epochs.round(3).to_string())
         total += len(runs)
         print(f"\n{len(runs)} finished run(s) under {sweep.resolve()}", end="")
-        print(f"; {len(unfinished)} unfinished" if unfinished else "")
+        print(f"; {len(unfinished)} unfinished:" if unfinished else "")
+        for line in unfinished:
+            print(line)
     return 0 if total else 1
 
 

@@ -105,6 +105,15 @@ def write_manifest(sweep_dir: Path, run_dirs: Iterable[Path]) -> None:
     )
 
 
+def read_manifest(sweep_dir: Path) -> tuple[float, list[str]] | None:
+    """This launch's start and the sweep's run names, or None without a readable manifest."""
+    try:
+        manifest = json.loads((Path(sweep_dir) / MANIFEST).read_text())
+        return float(manifest["started"]), [str(n) for n in manifest["runs"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def progress(run_dir: Path, at_once: int = 1) -> str | None:
     """How far the sweep that ``run_dir`` belongs to has got, and the time left estimated from
     the runs this launch completed (runs completed by an earlier launch count as complete but
@@ -115,13 +124,10 @@ def progress(run_dir: Path, at_once: int = 1) -> str | None:
     side the first runs finish together, so there is no estimate before ``at_once`` runs
     of this launch are complete (the first alone would double it)."""
     run_dir = Path(run_dir)
-    try:
-        manifest = json.loads((run_dir.parent / MANIFEST).read_text())
-        started, names = float(manifest["started"]), list(manifest["runs"])
-    except (OSError, ValueError, KeyError, TypeError):
+    manifest = read_manifest(run_dir.parent)
+    if manifest is None or run_dir.name not in manifest[1]:
         return None
-    if run_dir.name not in names:
-        return None
+    started, names = manifest
     done_at = [
         RunDir(run_dir.parent / name).done.stat().st_mtime
         for name in names

@@ -66,3 +66,15 @@ def test_unfinished_runs_of_a_sweep_say_where_they_stand(tmp_path, capsys):
 def test_a_missing_sweep_is_an_error(tmp_path, capsys):
     assert main([str(tmp_path / "nowhere")]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_unfinished_runs_outside_the_sweeps_list_are_still_shown(tmp_path, capsys):
+    """A run directory of an earlier launch that the newest sweep.json does not name."""
+    from advfit.sweep import write_manifest
+
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "epochs.csv").write_text("epoch,test_acc\n1,0.5\n2,0.6\n")
+    write_manifest(tmp_path, [tmp_path / "new"])
+    assert main([str(tmp_path)]) == 1  # no finished run
+    out = capsys.readouterr().out
+    assert out.endswith("; 2 unfinished:\n  new: not started\n  old: 2 epochs trained\n")

@@ -22,13 +22,13 @@ def finished_runs(sweep: Path) -> list[RunDir]:
 
 def where_unfinished(sweep: Path) -> list[str]:
     """One line per run of the sweep without ``DONE`` (running, or stopped: a relaunch resumes
-    it): the epochs it has trained of how many, or that it has not started. The sweep's runs come from its ``sweep.json`` (written when it
-    is launched); without one, from the run directories holding an ``epochs.csv``."""
+    it): the epochs it has trained of how many, or that it has not started. The runs are those
+    of the sweep's ``sweep.json`` (written at launch; it names the runs not started yet) and
+    every run directory holding an ``epochs.csv``."""
+    started = {p.parent for p in Path(sweep).rglob("epochs.csv")}
     manifest = read_manifest(sweep)
-    if manifest is not None:
-        dirs = [Path(sweep) / name for name in manifest[1]]
-    else:
-        dirs = sorted(p.parent for p in Path(sweep).rglob("epochs.csv"))
+    listed = [Path(sweep) / name for name in manifest[1]] if manifest else []
+    dirs = listed + sorted(started - set(listed))
     lines = []
     for path in dirs:
         run = RunDir(path)

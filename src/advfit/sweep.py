@@ -128,11 +128,8 @@ def progress(run_dir: Path, at_once: int = 1) -> str | None:
     if manifest is None or run_dir.name not in manifest[1]:
         return None
     started, names = manifest
-    done_at = [
-        RunDir(run_dir.parent / name).done.stat().st_mtime
-        for name in names
-        if RunDir(run_dir.parent / name).is_done()
-    ]
+    done_files = [RunDir(run_dir.parent / name).done for name in names]
+    done_at = [f.stat().st_mtime for f in done_files if f.is_file()]
     now = time.time()
     this_launch = sum(1 for t in done_at if t >= started)
     left = len(names) - len(done_at)

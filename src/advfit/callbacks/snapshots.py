@@ -86,4 +86,6 @@ class EpochSnapshots(pl.callbacks.Checkpoint):
         log_rows(trainer, pd.DataFrame([row]))
         # The full state (optimizer, loops, callbacks): resuming needs all of it.
         trainer.save_checkpoint(self.run.last_checkpoint, weights_only=False)
-        log.info("epoch %d trained: %s", epoch, self.run.snapshot(epoch).name)
+        # The run is named: jobs side by side interleave these lines on one terminal.
+        snapshot = self.run.snapshot(epoch).relative_to(self.run.root)
+        log.info("epoch %d trained: %s/%s", epoch, self.run.root.name, snapshot)

@@ -6,9 +6,10 @@ import torch
 from torch import nn
 
 from advfit.errors import ConfigError
+from advfit.models.pooling import MaxPool2d
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
-POOLS = {"max": nn.MaxPool2d, "avg": nn.AvgPool2d}
+POOLS = {"max": MaxPool2d, "avg": nn.AvgPool2d}
 
 
 class LeNet(nn.Module):

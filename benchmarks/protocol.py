@@ -44,6 +44,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from omegaconf import OmegaConf
 
 from advfit.data.folds import check_folds
 from advfit.sweep import threads_per_job
@@ -118,6 +119,13 @@ def standin(shape: Shape, n_train: int, n_test: int, data_dir: Path, cache: Path
     return path
 
 
+def data_settings(shape: str) -> list[str]:
+    """The overrides that run a stand-in as the data set it stands in for: that data
+    config's own ``eval_batch_size`` (conf/data/stl10.yaml sets 100 for 96x96 images)."""
+    own = OmegaConf.load(ROOT / "conf" / "data" / f"{shape}.yaml").get("eval_batch_size")
+    return [] if own is None else [f"data.eval_batch_size={own}"]
+
+
 def run_once(
     npz: Path,
     shape: str,
@@ -138,6 +146,7 @@ def run_once(
         "data=custom",
         f"data.path={npz}",
         f"data.name={shape}_standin",
+        *data_settings(shape),
         "task_name=protocol_benchmark",
         f"n_folds={folds}",
         f"fold={fold}",

@@ -25,6 +25,21 @@ def test_every_data_config_instantiates(tmp_path, data):
     assert dm.batch_size == 32 and dm.n_folds == 5
 
 
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [([], 250), (["data=stl10"], 100), (["data=stl10", "data.eval_batch_size=64"], 64)],
+)
+def test_attacks_and_metrics_take_the_datas_eval_batch_size(tmp_path, overrides, expected):
+    cfg = compose_cfg(overrides, tmp_path)
+    attacks, metrics = instantiate(cfg.attack), instantiate(cfg.metrics)
+    assert instantiate(cfg.data).eval_batch_size == expected
+    assert attacks["fgsm"].batch_size == attacks["pgd"].batch_size == expected
+    assert metrics.metrics["loss_sensitivity"].batch_size == expected
+    assert metrics.metrics["empirical_robustness"].batch_size == expected
+    # CW's batch changes its examples (abort_early watches the whole batch): it keeps its own.
+    assert attacks["cw"].batch_size == 500
+
+
 @pytest.mark.parametrize("experiment", options("experiment"))
 def test_every_experiment_composes(tmp_path, experiment):
     cfg = compose_cfg([f"experiment={experiment}"], tmp_path)

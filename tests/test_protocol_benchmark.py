@@ -132,3 +132,9 @@ def test_layout_benchmark_times_both_layouts_at_toy_size(capsys):
         "32x32 input gradients of 500 images",
     ]
     assert all("nchw / channels_last median" in line for line in lines[1:])
+
+
+def test_standins_run_with_their_data_sets_eval_batch_size():
+    # STL-10's 96x96 images classify and differentiate faster in batches of 100 (its config).
+    assert protocol.data_settings("stl10") == ["data.eval_batch_size=100"]
+    assert protocol.data_settings("cifar10") == []

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -52,3 +55,14 @@ def test_stratified_subset_keeps_class_shares(labels):
     assert len(idx) == 200 and len(set(idx)) == 200
     share = np.bincount(labels[idx], minlength=4) / 200
     assert np.abs(share - np.bincount(labels) / len(labels)).max() < 0.01
+
+
+def test_checking_folds_does_not_import_scikit_learn():
+    # A sweep's launching process checks every job's folds; importing scikit-learn there
+    # cost ~2 s of every launch. It is imported where the folds are split.
+    code = (
+        "import sys; from advfit.data.folds import check_folds; check_folds(5, 4); "
+        "print('sklearn' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

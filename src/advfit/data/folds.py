@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 
 def check_folds(n_folds: int, fold: int) -> None:
@@ -31,6 +30,10 @@ def fold_indices(
             f"n_folds={n_folds} is too many for this training set: its rarest class has "
             f"only {smallest} images (each fold needs at least one of every class)"
         )
+    # scikit-learn is imported where it splits: a sweep's launching process checks every
+    # job's folds (check_folds) and would otherwise spend ~2 s importing it.
+    from sklearn.model_selection import StratifiedKFold
+
     splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     train_idx, val_idx = list(splitter.split(np.zeros(len(labels)), labels))[fold]
     return np.sort(train_idx), np.sort(val_idx)
@@ -41,6 +44,8 @@ def stratified_subset(labels: np.ndarray, size: int, seed: int) -> np.ndarray:
     labels = np.asarray(labels)
     if size >= len(labels):
         return np.arange(len(labels))
+    from sklearn.model_selection import train_test_split
+
     idx, _ = train_test_split(
         np.arange(len(labels)), train_size=size, stratify=labels, random_state=seed
     )

@@ -138,3 +138,26 @@ def test_standins_run_with_their_data_sets_eval_batch_size():
     # STL-10's 96x96 images classify and differentiate faster in batches of 100 (its config).
     assert protocol.data_settings("stl10") == ["data.eval_batch_size=100"]
     assert protocol.data_settings("cifar10") == []
+
+
+def test_pooling_and_batch_benchmarks_run_at_toy_size(capsys):
+    """`python -m benchmarks.pooling` and `benchmarks.eval_batch` must not rot."""
+    from benchmarks import eval_batch, pooling
+
+    threads = torch.get_num_threads()
+    try:
+        pooling.main(["--sides", "32", "--repeats", "1", "--steps", "1", "--threads", "1"])
+        eval_batch.main(["--sides", "96", "--repeats", "1", "--images", "50", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines if line.startswith("32x32")] == [
+        "32x32 first pool (250, 6, 28, 28)",
+        "32x32 second pool (250, 16, 10, 10)",
+        "32x32 LeNet classifying 250 images",
+    ]
+    assert [line.split(":")[0] for line in lines if line.startswith("96x96")] == [
+        "96x96 classifying",
+        "96x96 input gradients",
+    ]
+    assert "100: " in lines[-1] and "250: " in lines[-1]

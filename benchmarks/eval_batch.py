@@ -1,0 +1,68 @@
+"""Images per forward pass outside training: LeNet classifying and differentiating with
+respect to its input (FGSM, PGD, the per-image metrics) at several batch sizes, on the CPU.
+
+Each image's outputs and input gradients are the same bit for bit in any batch, so the
+batch size is chosen for speed alone: ``data.eval_batch_size`` (250; conf/data/stl10.yaml
+sets 100 for 96x96 images). The batch sizes interleaved in every round; images a second,
+median [range].
+
+    python -m benchmarks.eval_batch [--threads 1] [--repeats 3] [--sides 32 96]
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+
+from advfit.models import LeNet
+from benchmarks.common import interleaved, spread
+
+SIZES = {32: (100, 250, 500), 96: (25, 50, 100, 150, 250)}
+
+
+def passes(net: torch.nn.Module, x: torch.Tensor, batch: int, gradient: bool):
+    def run() -> None:
+        for start in range(0, len(x), batch):
+            part = x[start : start + batch]
+            if gradient:
+                part = part.clone().requires_grad_(True)
+                torch.autograd.grad(net(part)[:, 0].sum(), part)
+            else:
+                with torch.no_grad():
+                    net(part)
+
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--sides", type=int, nargs="+", default=[32, 96])
+    parser.add_argument("--images", type=int, default=None, help="default 2000 / 500")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"CPU, {args.threads} thread(s), torch {torch.__version__}; images/s, median [range]")
+    for side in args.sides:
+        torch.manual_seed(0)
+        net = LeNet((1, side, side), 10).eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        n = args.images or (2000 if side <= 32 else 500)
+        x = torch.rand(n, 1, side, side)
+        sizes = SIZES.get(side, (50, 100, 250, 500))
+        for gradient in (False, True):
+            contenders = {b: passes(net, x, b, gradient) for b in sizes}
+            for run in contenders.values():
+                run()  # warm-up
+            times = interleaved(contenders, args.repeats)
+            rates = {b: [n / t for t in ts] for b, ts in times.items()}
+            what = "input gradients" if gradient else "classifying"
+            print(
+                f"{side}x{side} {what}: " + ", ".join(f"{b}: {spread(r)}" for b, r in rates.items())
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -101,6 +101,7 @@ def test_frozen_restores_on_error(net):
     [
         ({"eps": -0.1}, r"attack.fgsm.eps=-0.1 is invalid"),
         ({"nb_iter": 3}, r"nb_iter not accepted"),
+        ({"images_per_pass": 0}, r"attack.fgsm.images_per_pass=0 is invalid"),
     ],
 )
 def test_bad_attack_parameters_name_the_value(kwargs, message):
@@ -146,6 +147,23 @@ class _Counting(torch.nn.Module):
         return self.net(x)
 
 
+def _briefly_trained(net) -> tuple[torch.Tensor, torch.Tensor]:
+    """48 images from ten noisy prototypes and ``net`` trained on them for a few steps (some
+    images lie near a boundary, others far from it); the images and their logits."""
+    torch.manual_seed(2)
+    prototypes = torch.rand(10, 1, 28, 28)
+    labels = torch.arange(48) % 10
+    x = (prototypes[labels] + 0.3 * torch.randn(48, 1, 28, 28)).clamp(0, 1)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    for _ in range(30):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(net.train()(x), labels).backward()
+        optimizer.step()
+    with torch.no_grad():
+        logits = net.eval()(x)
+    return x, logits
+
+
 @pytest.mark.parametrize(
     "params",
     [
@@ -169,19 +187,7 @@ def test_carlini_wagner_equals_advertorchs_bit_for_bit(net, params):
     from advfit.attacks.advertorch_compat import attacks
     from advfit.attacks.cw import CarliniWagnerL2Attack
 
-    # Ten noisy prototypes, and the LeNet trained on them for a few steps: some images
-    # lie near a boundary, others far from it.
-    torch.manual_seed(2)
-    prototypes = torch.rand(10, 1, 28, 28)
-    labels = torch.arange(48) % 10
-    x = (prototypes[labels] + 0.3 * torch.randn(48, 1, 28, 28)).clamp(0, 1)
-    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
-    for _ in range(30):
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(net.train()(x), labels).backward()
-        optimizer.step()
-    with torch.no_grad():
-        logits = net.eval()(x)
+    x, logits = _briefly_trained(net)
     y = torch.randint(0, 10, (48,)) if params.get("targeted") else logits.argmax(1)
     crafted, calls = [], []
     for cls in (attacks.CarliniWagnerL2Attack, CarliniWagnerL2Attack):
@@ -195,3 +201,31 @@ def test_carlini_wagner_equals_advertorchs_bit_for_bit(net, params):
     assert torch.equal(crafted[0], crafted[1])
     changed = (crafted[1] != x).flatten(1).any(1).float().mean()
     assert 0 < changed < 1, changed
+
+
+def test_carlini_wagner_in_passes_crafts_the_same_examples(net):
+    """images_per_pass splits the network's passes, not the attack's batch: the loss whose
+    early abort watches all 48 sources is the same, so are the examples, bit for bit (for
+    passes of at least 12 images: see advfit.attacks.base.InPasses)."""
+    x, logits = _briefly_trained(net)
+    y = logits.argmax(1)
+    settings = dict(
+        binary_search_steps=3, max_iterations=20, initial_const=0.001, learning_rate=0.05
+    )
+    crafted, calls = [], []
+    for images_per_pass in (None, 16):
+        attack = Attack(
+            "cw",
+            "advfit.attacks.cw.CarliniWagnerL2Attack",
+            batch_size=48,
+            images_per_pass=images_per_pass,
+            **settings,
+        )
+        counting = _Counting(net)
+        crafted.append(attack(counting, x, y))
+        calls.append(counting.calls)
+    # Passes of 16 images: three network calls where the whole batch took one.
+    assert calls[1] == 3 * calls[0]
+    assert calls[0] < 3 * 20  # aborts early
+    assert torch.equal(crafted[0], crafted[1])
+    assert 0 < (crafted[1] != x).flatten(1).any(1).float().mean() < 1

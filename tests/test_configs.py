@@ -36,8 +36,9 @@ def test_attacks_and_metrics_take_the_datas_eval_batch_size(tmp_path, overrides,
     assert attacks["fgsm"].batch_size == attacks["pgd"].batch_size == expected
     assert metrics.metrics["loss_sensitivity"].batch_size == expected
     assert metrics.metrics["empirical_robustness"].batch_size == expected
-    # CW's batch changes its examples (abort_early watches the whole batch): it keeps its own.
-    assert attacks["cw"].batch_size == 500
+    # CW's batch changes its examples (abort_early watches the whole batch): it keeps its own
+    # and passes the network that many images at a time.
+    assert attacks["cw"].batch_size == 500 and attacks["cw"].images_per_pass == expected
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))

@@ -141,13 +141,15 @@ def test_standins_run_with_their_data_sets_eval_batch_size():
 
 
 def test_pooling_and_batch_benchmarks_run_at_toy_size(capsys):
-    """`python -m benchmarks.pooling` and `benchmarks.eval_batch` must not rot."""
-    from benchmarks import eval_batch, pooling
+    """`python -m benchmarks.pooling`, `benchmarks.eval_batch` and `benchmarks.cw_passes`
+    must not rot."""
+    from benchmarks import cw_passes, eval_batch, pooling
 
     threads = torch.get_num_threads()
     try:
         pooling.main(["--sides", "32", "--repeats", "1", "--steps", "1", "--threads", "1"])
         eval_batch.main(["--sides", "96", "--repeats", "1", "--images", "50", "--threads", "1"])
+        cw_passes.main(["--sides", "32", "--repeats", "1", "--images", "300", "--iterations", "2"])
     finally:
         torch.set_num_threads(threads)
     lines = capsys.readouterr().out.splitlines()
@@ -155,9 +157,12 @@ def test_pooling_and_batch_benchmarks_run_at_toy_size(capsys):
         "32x32 first pool (250, 6, 28, 28)",
         "32x32 second pool (250, 16, 10, 10)",
         "32x32 LeNet classifying 250 images",
+        "32x32 300 images x 2 iterations",
     ]
     assert [line.split(":")[0] for line in lines if line.startswith("96x96")] == [
         "96x96 classifying",
         "96x96 input gradients",
     ]
-    assert "100: " in lines[-1] and "250: " in lines[-1]
+    assert "100: " in lines[-3] and "250: " in lines[-3]
+    assert lines[-1].startswith("32x32 300 images x 2 iterations: whole ")
+    assert "passes of 250" in lines[-1] and lines[-1].endswith("equal examples: True")

@@ -49,6 +49,29 @@ def checked_parameters(name: str, params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class InPasses(nn.Module):
+    """``model`` applied to at most ``images`` images per pass (near-equal passes), the
+    outputs concatenated.
+
+    Each image's outputs, and its gradients through them, are the same bit for bit in any
+    batch of at least 12 images (LeNet on the CPU; smaller batches take another
+    matrix-multiply path and differ in the last bit): an attack whose loss spans a large
+    batch (Carlini-Wagner's early abort watches the sum over its 500 sources) crafts the same
+    examples while its network passes stay small enough for the cache. The passes are
+    near-equal so that none is a small remainder.
+    """
+
+    def __init__(self, model: nn.Module, images: int) -> None:
+        super().__init__()
+        self.model, self.images = model, int(images)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(x) <= self.images:
+            return self.model(x)
+        passes = -(-len(x) // self.images)
+        return torch.cat([self.model(part) for part in x.tensor_split(passes)])
+
+
 class Attack:
     """An untargeted attack built from an advertorch attack class (or a compatible one).
 
@@ -57,11 +80,20 @@ class Attack:
         attack: dotted path of the class, e.g. ``advertorch.attacks.GradientSignAttack``; it
             is constructed as ``cls(model, **params)`` and crafts with ``perturb(x, y)``.
         batch_size: images crafted per call to ``perturb``.
+        images_per_pass: at most this many images per pass through the network (null: the
+            whole batch); the examples do not depend on it (:class:`InPasses`).
         params: the class's keyword arguments (``eps``, ``nb_iter``, ...). ``num_classes``
             is filled from the model when the class takes it and the config does not say.
     """
 
-    def __init__(self, name: str, attack: str, batch_size: int = 250, **params: Any) -> None:
+    def __init__(
+        self,
+        name: str,
+        attack: str,
+        batch_size: int = 250,
+        images_per_pass: int | None = None,
+        **params: Any,
+    ) -> None:
         self.name = name
         try:
             self.cls = get_class(attack)
@@ -79,7 +111,13 @@ class Attack:
                 f"attack.{name}: {', '.join(unknown)} not accepted by {attack}; "
                 f"accepted: {', '.join(k for k in accepted if k not in ('self', 'predict'))}"
             )
+        if images_per_pass is not None and int(images_per_pass) < 1:
+            raise ConfigError(
+                f"attack.{name}.images_per_pass={images_per_pass} is invalid: null (the whole "
+                "batch) or an integer >= 1"
+            )
         self.batch_size = int(batch_size)
+        self.images_per_pass = None if images_per_pass is None else int(images_per_pass)
         self.params = dict(params)
         self._takes_classes = "num_classes" in accepted
 
@@ -91,7 +129,10 @@ class Attack:
         params = dict(self.params)
         if self._takes_classes and params.get("num_classes") is None:
             params["num_classes"] = model.num_classes
-        return self.cls(model, **params)
+        passes = model
+        if self.images_per_pass is not None and self.images_per_pass < self.batch_size:
+            passes = InPasses(model, self.images_per_pass)
+        return self.cls(passes, **params)
 
     def __call__(
         self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, progress: bool = False

@@ -229,3 +229,22 @@ def test_carlini_wagner_in_passes_crafts_the_same_examples(net):
     assert calls[0] < 3 * 20  # aborts early
     assert torch.equal(crafted[0], crafted[1])
     assert 0 < (crafted[1] != x).flatten(1).any(1).float().mean() < 1
+
+
+def test_passes_split_only_on_the_cpu():
+    """On a GPU one pass of a whole Carlini-Wagner batch costs about what a pass of 100 does:
+    the network gets the whole batch there (a meta-device tensor stands in for a GPU's)."""
+    from advfit.attacks.base import InPasses
+
+    seen = []
+
+    class Sizes(torch.nn.Module):
+        def forward(self, x):
+            seen.append(len(x))
+            return x.flatten(1)[:, :2]
+
+    InPasses(Sizes(), 16)(torch.zeros(40, 1, 2, 2))
+    assert seen == [14, 13, 13]
+    seen.clear()
+    InPasses(Sizes(), 16)(torch.zeros(40, 1, 2, 2, device="meta"))
+    assert seen == [40]

@@ -50,15 +50,16 @@ def checked_parameters(name: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 class InPasses(nn.Module):
-    """``model`` applied to at most ``images`` images per pass (near-equal passes), the
-    outputs concatenated.
+    """``model`` applied on the CPU to at most ``images`` images per pass (near-equal
+    passes), the outputs concatenated; elsewhere to the whole batch.
 
     Each image's outputs, and its gradients through them, are the same bit for bit in any
     batch of at least 12 images (LeNet on the CPU; smaller batches take another
     matrix-multiply path and differ in the last bit): an attack whose loss spans a large
     batch (Carlini-Wagner's early abort watches the sum over its 500 sources) crafts the same
     examples while its network passes stay small enough for the cache. The passes are
-    near-equal so that none is a small remainder.
+    near-equal so that none is a small remainder. On a GPU a Carlini-Wagner iteration costs
+    about the same for 500 images as for 100 (BENCHMARKS.md, "On a GPU"): one pass there.
     """
 
     def __init__(self, model: nn.Module, images: int) -> None:
@@ -66,7 +67,7 @@ class InPasses(nn.Module):
         self.model, self.images = model, int(images)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if len(x) <= self.images:
+        if len(x) <= self.images or x.device.type != "cpu":
             return self.model(x)
         passes = -(-len(x) // self.images)
         return torch.cat([self.model(part) for part in x.tensor_split(passes)])

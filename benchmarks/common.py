@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import time
 from collections.abc import Callable
+
+import torch
+
+from advfit.models import LeNet
 
 
 def interleaved(
@@ -27,3 +32,18 @@ def spread(values: list[float]) -> str:
 def ratios(times: dict[str, list[float]], numerator: str, denominator: str) -> list[float]:
     """Per-round ratios, so that a noisy round affects both contenders alike."""
     return [a / b for a, b in zip(times[numerator], times[denominator], strict=True)]
+
+
+def cpu_parser(doc: str, repeats: int) -> argparse.ArgumentParser:
+    """The options every CPU micro-benchmark takes: threads, rounds and input sides."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--sides", type=int, nargs="+", default=[32, 96])
+    return parser
+
+
+def seeded_lenet(side: int) -> LeNet:
+    """LeNet for 1 x side x side inputs, seeded alike in every benchmark, in eval mode."""
+    torch.manual_seed(0)
+    return LeNet((1, side, side), 10).eval()

@@ -7,13 +7,10 @@ seconds per attack, median [range], and whether the examples are equal.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
 from advfit.attacks import Attack
-from advfit.models import LeNet
-from benchmarks.common import interleaved, ratios, spread
+from benchmarks.common import cpu_parser, interleaved, ratios, seeded_lenet, spread
 
 #: images per pass at each side: the data's eval_batch_size (conf/data/*.yaml)
 PASSES = {32: 250, 96: 100}
@@ -33,18 +30,14 @@ def _crafting(net, x, y, args, images_per_pass, key, crafted):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--sides", type=int, nargs="+", default=[32, 96])
+    parser = cpu_parser(__doc__, repeats=3)
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--iterations", type=int, default=10, help="one binary-search step")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"CPU, {args.threads} thread(s), torch {torch.__version__}; s an attack, median [range]")
     for side in args.sides:
-        torch.manual_seed(0)
-        net = LeNet((1, side, side), 10).eval()
+        net = seeded_lenet(side)
         x = torch.rand(args.images, 1, side, side)
         with torch.no_grad():
             y = net(x).argmax(1)

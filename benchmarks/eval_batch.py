@@ -11,12 +11,9 @@ median [range].
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
-from advfit.models import LeNet
-from benchmarks.common import interleaved, spread
+from benchmarks.common import cpu_parser, interleaved, seeded_lenet, spread
 
 SIZES = {32: (100, 250, 500), 96: (25, 50, 100, 150, 250)}
 
@@ -36,17 +33,13 @@ def passes(net: torch.nn.Module, x: torch.Tensor, batch: int, gradient: bool):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--sides", type=int, nargs="+", default=[32, 96])
+    parser = cpu_parser(__doc__, repeats=3)
     parser.add_argument("--images", type=int, default=None, help="default 2000 / 500")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     print(f"CPU, {args.threads} thread(s), torch {torch.__version__}; images/s, median [range]")
     for side in args.sides:
-        torch.manual_seed(0)
-        net = LeNet((1, side, side), 10).eval()
+        net = seeded_lenet(side)
         for p in net.parameters():
             p.requires_grad_(False)
         n = args.images or (2000 if side <= 32 else 500)

@@ -9,19 +9,15 @@ medians with their range, milliseconds. Both give the same numbers bit for bit.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 from torch import nn
 
-from advfit.models import LeNet
 from advfit.models.pooling import MaxPool2d
-from benchmarks.common import interleaved, ratios, spread
+from benchmarks.common import cpu_parser, interleaved, ratios, seeded_lenet, spread
 
 
 def lenet(side: int, pool: type[nn.Module]) -> nn.Module:
-    torch.manual_seed(0)
-    net = LeNet((1, side, side), 10).eval()
+    net = seeded_lenet(side)
     net.features[2], net.features[5] = pool(2), pool(2)
     return net
 
@@ -36,10 +32,7 @@ def timed(run, steps: int):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--sides", type=int, nargs="+", default=[32, 96])
+    parser = cpu_parser(__doc__, repeats=5)
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--steps", type=int, default=20, help="passes per timing")
     args = parser.parse_args(argv)

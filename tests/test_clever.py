@@ -8,6 +8,7 @@ from torch import nn
 
 from advfit.errors import ConfigError
 from advfit.metrics.clever import Clever, random_ball
+from advfit.metrics.weibull import fit_weibull_min
 
 
 class Linear(nn.Module):
@@ -100,6 +101,60 @@ def test_points_per_pass_changes_the_speed_not_the_scores(small_lenet):
         assert torch.allclose(
             parts.per_class.nan_to_num(-1), whole.per_class.nan_to_num(-1), rtol=1e-5
         )
+
+
+def every_pool_point(clever: Clever, net: nn.Module, xs: torch.Tensor):
+    """The per-(image, class) maxima as defined: every point of each image's pool drawn and
+    differentiated (in passes of 100), then the draws picked from all of them."""
+    generator = torch.Generator().manual_seed(clever.seed)
+    pool = clever.pool_factor * clever.batch_size
+    with torch.no_grad():
+        pred = net(xs).argmax(1)
+    offsets = random_ball(len(xs) * pool, xs[0].numel(), clever.radius, clever.norm, generator)
+    points = (xs.repeat_interleave(pool, 0) + offsets.view(-1, *xs.shape[1:])).clamp(0, 1)
+    labels = pred.repeat_interleave(pool)
+    norms = torch.cat(
+        [
+            clever._difference_norms(net, points[i : i + 100], labels[i : i + 100], 10)
+            for i in range(0, len(points), 100)
+        ]
+    ).view(len(xs), pool, 9)
+    draws = torch.randint(
+        0, pool, (len(xs), clever.nb_batches, clever.batch_size), generator=generator
+    )
+    picked = torch.gather(norms.double(), 1, draws.view(len(xs), -1, 1).expand(-1, -1, 9))
+    return picked.view(len(xs), clever.nb_batches, clever.batch_size, 9).amax(dim=2), draws
+
+
+def test_only_the_drawn_points_are_differentiated_and_the_maxima_are_the_same(
+    small_lenet, monkeypatch
+):
+    net, x = small_lenet
+    clever = Clever(seed=4, images_per_pass=3)  # ART's 10 x 50 draws from a pool of 500
+    expected, draws = every_pool_point(clever, net, x[:3])
+    differentiated, maxima = [], {}
+    norms = Clever._difference_norms
+
+    def counted(self, net, points, pred, classes):
+        differentiated.append(len(points))
+        return norms(self, net, points, pred, classes)
+
+    def fit(samples, c_init):  # keeps the maxima the Weibull fits see
+        maxima["samples"] = torch.from_numpy(-samples)
+        return fit_weibull_min(samples, c_init)
+
+    monkeypatch.setattr(Clever, "_difference_norms", counted)
+    monkeypatch.setattr("advfit.metrics.clever.fit_weibull_min", fit)
+    clever.evaluate(net, x[:3])
+    # Each image's distinct draws, about 1 - 1/e of its 500 points, and no pass a remainder
+    # of a few points (batches of 12 or more differentiate each point bit for bit alike).
+    distinct = sum(len(d.unique()) for d in draws)
+    assert sum(differentiated) == distinct
+    assert 0.55 * 1500 < distinct < 0.7 * 1500
+    assert max(differentiated) <= 100 and max(differentiated) - min(differentiated) <= 1
+    assert torch.equal(
+        maxima["samples"].view_as(expected.transpose(1, 2)), expected.transpose(1, 2)
+    )
 
 
 def test_points_per_pass_auto_is_100_on_the_cpu_and_the_whole_pool_elsewhere():

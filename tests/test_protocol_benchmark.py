@@ -1,5 +1,7 @@
 """The protocol benchmark at toy size, so it cannot rot: every stage in its table."""
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -166,3 +168,21 @@ def test_pooling_and_batch_benchmarks_run_at_toy_size(capsys):
     assert "100: " in lines[-3] and "250: " in lines[-3]
     assert lines[-1].startswith("32x32 300 images x 2 iterations: whole ")
     assert "passes of 250" in lines[-1] and lines[-1].endswith("equal examples: True")
+
+
+def test_clever_versions_benchmark_runs_at_toy_size(capsys):
+    """`python -m benchmarks.clever_versions` must not rot: against this checkout's own
+    clever.py the scores are equal, and a missing file is refused by name."""
+    from benchmarks import clever_versions
+
+    ours = Path(clever_versions.__file__).parents[1] / "src/advfit/metrics/clever.py"
+    threads = torch.get_num_threads()
+    try:
+        clever_versions.main(["--against", str(ours), "--sides", "32", "--images", "1",
+                              "--repeats", "1", "--threads", "1"])  # fmt: skip
+        with pytest.raises(SystemExit, match="--against /nowhere/clever.py: no such file"):
+            clever_versions.main(["--against", "/nowhere/clever.py"])
+    finally:
+        torch.set_num_threads(threads)
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("32x32, 1 images: against ") and line.endswith("scores equal: True")

@@ -9,9 +9,11 @@ score_j = min((f_c - f_j)(x0) / L, R); CLEVER = min over j.
 
 What differs from ART, for speed and repeatability, not for the value: one pool of
 ``pool_factor * batch_size`` points per image serves every class j (ART draws a new pool per
-class); the gradient of f_c - f_j for every point comes from one backward pass per j over the
-pools of many images at once (channels-last, where CPU convolutions differentiate fastest);
-draws come from a seeded ``torch.Generator``; all the Weibull fits of a call run together in
+class); only the pool's points that the batches draw are differentiated (ART's 10 x 50 draws
+with replacement from 500 points reach about 63% of them); the gradient of f_c - f_j for each
+comes from one backward pass per j over the points of many images at once (channels-last,
+where CPU convolutions differentiate fastest); draws come from a seeded
+``torch.Generator``; all the Weibull fits of a call run together in
 :func:`advfit.metrics.weibull.fit_weibull_min`, which returns what ART's scipy call returns.
 
 The Weibull fit runs away on some samples (1-5% of (image, class) pairs of LeNet at ART's
@@ -100,8 +102,8 @@ class Clever:
             device, so the same seed gives the same scores on the same device; a GPU's
             scores differ from the CPU's by the points drawn, as two seeds do.
         images_per_pass: images whose pools are drawn together (one pool of 500 points).
-        points_per_pass: points differentiated together; the scores do not depend on it (up
-            to float rounding). ``"auto"``: 100 on the CPU (fastest on a 2-core CPU for 96x96
+        points_per_pass: at most this many points differentiated together (near-equal
+            passes); the scores do not depend on it (up to float rounding). ``"auto"``: 100 on the CPU (fastest on a 2-core CPU for 96x96
             inputs: larger passes leave the cache), the whole pool of a pass on a GPU (on an
             H200 2.8x faster than 100 for 32x32 inputs, 1.3x for 96x96; BENCHMARKS.md).
     """
@@ -224,24 +226,37 @@ class Clever:
                 offsets = random_ball(
                     len(xs) * pool, dims, self.radius, self.norm, at_device, xs.dtype
                 )
-                points = (xs.repeat_interleave(pool, 0) + offsets.view(-1, *xs.shape[1:])).clamp(
-                    0.0, 1.0
-                )
-                labels = pred.repeat_interleave(pool)
-                step = self._points_per_pass(points)
-                norms = torch.cat(
-                    [
-                        self._difference_norms(
-                            net, points[i : i + step], labels[i : i + step], classes
-                        )
-                        for i in range(0, len(points), step)
-                    ]
-                ).view(len(xs), pool, classes - 1)
                 draws = torch.randint(
                     0, pool, (len(xs), self.nb_batches, self.batch_size), generator=generator
                 )
+                # Only the drawn points enter a maximum: nb_batches x batch_size draws with
+                # replacement from a pool of as many reach about 1 - 1/e = 63% of it, so the
+                # other points' gradients are never computed (same scores, same draws).
+                drawn = (draws + pool * torch.arange(len(xs))[:, None, None]).flatten().unique()
+                index = drawn.to(xs.device)
+                points = (xs[index // pool] + offsets[index].view(-1, *xs.shape[1:])).clamp(
+                    0.0, 1.0
+                )
+                labels = pred[index // pool]
+                # Near-equal passes of at most points_per_pass points: none a small remainder.
+                passes = -(-len(points) // self._points_per_pass(points))
+                norms = torch.full((len(xs) * pool, classes - 1), math.nan, dtype=torch.float64)
+                norms[drawn] = (
+                    torch.cat(
+                        [
+                            self._difference_norms(net, part, part_labels, classes)
+                            for part, part_labels in zip(
+                                points.tensor_split(passes),
+                                labels.tensor_split(passes),
+                                strict=True,
+                            )
+                        ]
+                    )
+                    .cpu()
+                    .double()
+                )
                 picked = torch.gather(
-                    norms.cpu().double(),
+                    norms.view(len(xs), pool, classes - 1),
                     1,
                     draws.view(len(xs), -1, 1).expand(-1, -1, classes - 1),
                 ).view(len(xs), self.nb_batches, self.batch_size, classes - 1)

@@ -206,7 +206,7 @@ def test_carlini_wagner_equals_advertorchs_bit_for_bit(net, params):
 def test_carlini_wagner_in_passes_crafts_the_same_examples(net):
     """images_per_pass splits the network's passes, not the attack's batch: the loss whose
     early abort watches all 48 sources is the same, so are the examples, bit for bit (for
-    passes of at least 12 images: see advfit.attacks.base.InPasses)."""
+    passes of at least 16 images: see advfit.attacks.base.InPasses)."""
     x, logits = _briefly_trained(net)
     y = logits.argmax(1)
     settings = dict(

@@ -186,3 +186,18 @@ def test_clever_versions_benchmark_runs_at_toy_size(capsys):
         torch.set_num_threads(threads)
     line = capsys.readouterr().out.splitlines()[-1]
     assert line.startswith("32x32, 1 images: against ") and line.endswith("scores equal: True")
+
+
+def test_first_conv_benchmark_runs_at_toy_size(capsys):
+    """`python -m benchmarks.first_conv` must not rot, and its contenders must differ only by
+    float rounding."""
+    from benchmarks import first_conv
+
+    threads = torch.get_num_threads()
+    try:
+        first_conv.main(["--sides", "32", "--channels", "1", "--repeats", "1", "--threads", "1"])
+    finally:
+        torch.set_num_threads(threads)
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("1x32x32, 250 images: oneDNN ")
+    assert float(line.rsplit(" ", 1)[1]) < 1e-5

@@ -30,7 +30,7 @@ RESULT_NEUTRAL = (
     "data.download",
     "data.eval_batch_size",
     # Batch sizes of per-image computations (equal results up to float rounding: bit for bit
-    # in batches of at least 12 images; PGD's random start is drawn in image order). Not
+    # in batches of at least 16 images; PGD's random start is drawn in image order). Not
     # CW's batch_size: its abort_early watches the whole batch; its images_per_pass only
     # splits the network's passes (advfit.attacks.base.InPasses).
     "attack.fgsm.batch_size",

@@ -54,8 +54,9 @@ class InPasses(nn.Module):
     passes), the outputs concatenated; elsewhere to the whole batch.
 
     Each image's outputs, and its gradients through them, are the same bit for bit in any
-    batch of at least 12 images (LeNet on the CPU; smaller batches take another
-    matrix-multiply path and differ in the last bit): an attack whose loss spans a large
+    batch of at least 16 images (LeNet on the two CPUs measured; smaller batches, 1-11
+    images on one and 1-15 on the other, take another matrix-multiply path and differ in
+    the last bit): an attack whose loss spans a large
     batch (Carlini-Wagner's early abort watches the sum over its 500 sources) crafts the same
     examples while its network passes stay small enough for the cache. The passes are
     near-equal so that none is a small remainder. On a GPU a Carlini-Wagner iteration costs

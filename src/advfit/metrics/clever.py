@@ -11,9 +11,8 @@ What differs from ART, for speed and repeatability, not for the value: one pool 
 ``pool_factor * batch_size`` points per image serves every class j (ART draws a new pool per
 class); only the pool's points that the batches draw are differentiated (ART's 10 x 50 draws
 with replacement from 500 points reach about 63% of them); the gradient of f_c - f_j for each
-comes from one backward pass per j over the points of many images at once (channels-last,
-where CPU convolutions differentiate fastest); draws come from a seeded
-``torch.Generator``; all the Weibull fits of a call run together in
+comes from one backward pass per j over the points of many images at once; draws come from
+a seeded ``torch.Generator``; all the Weibull fits of a call run together in
 :func:`advfit.metrics.weibull.fit_weibull_min`, which returns what ART's scipy call returns.
 
 The Weibull fit runs away on some samples (1-5% of (image, class) pairs of LeNet at ART's
@@ -177,11 +176,10 @@ class Clever:
         # k-th other class: k itself below c, k + 1 from c on.
         others = torch.arange(classes - 1, device=points.device)
         others = others + (others[None, :] >= pred[:, None])
-        if points.dim() == 4:
-            # Channels-last strides, set explicitly: ``.contiguous(channels_last)`` keeps a
-            # one-channel tensor's NCHW strides, and CPU convolutions then differentiate with
-            # respect to the input 2-3x slower.
-            points = torch.empty_like(points, memory_format=torch.channels_last).copy_(points)
+        # Contiguous NCHW: LeNet's first convolution differentiates its input with the column
+        # kernel there (advfit.models.conv), 1.3-1.9x faster for CLEVER than PyTorch's oneDNN
+        # kernel on channels-last points, which this code used before (BENCHMARKS.md).
+        points = points.contiguous()
         points = points.detach().requires_grad_(True)
         dims = tuple(range(1, points.dim()))
         norms = []

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from advfit.errors import ConfigError
+from advfit.models.conv import InputConv2d
 from advfit.models.pooling import MaxPool2d
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
@@ -51,7 +52,7 @@ class LeNet(nn.Module):
         act, pooling = ACTIVATIONS[activation], POOLS[pool]
         self.pad = nn.ZeroPad2d((pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
         self.features = nn.Sequential(
-            nn.Conv2d(channels, 6, kernel_size=5),
+            InputConv2d(channels, 6, kernel_size=5),
             act(),
             pooling(2),
             nn.Conv2d(6, 16, kernel_size=5),

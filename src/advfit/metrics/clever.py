@@ -176,10 +176,15 @@ class Clever:
         # k-th other class: k itself below c, k + 1 from c on.
         others = torch.arange(classes - 1, device=points.device)
         others = others + (others[None, :] >= pred[:, None])
-        # Contiguous NCHW: LeNet's first convolution differentiates its input with the column
-        # kernel there (advfit.models.conv), 1.3-1.9x faster for CLEVER than PyTorch's oneDNN
-        # kernel on channels-last points, which this code used before (BENCHMARKS.md).
-        points = points.contiguous()
+        if points.dim() == 4 and points.device.type != "cpu":
+            # Channels-last strides, set explicitly (``.contiguous(channels_last)`` keeps a
+            # one-channel tensor's NCHW strides): the layout the GPU timings were measured in.
+            points = torch.empty_like(points, memory_format=torch.channels_last).copy_(points)
+        else:
+            # NCHW on the CPU: LeNet's first convolution differentiates its input with the
+            # column kernel there (advfit.models.conv), CLEVER 1.3-1.9x faster than with
+            # oneDNN on channels-last points, which it used before (BENCHMARKS.md).
+            points = points.contiguous()
         points = points.detach().requires_grad_(True)
         dims = tuple(range(1, points.dim()))
         norms = []

@@ -80,3 +80,15 @@ def test_lenet_uses_it_first_and_keeps_its_state_dict():
     assert type(net.features[0]) is InputConv2d
     assert type(net.features[3]) is nn.Conv2d
     assert "features.0.weight" in net.state_dict() and "features.0.bias" in net.state_dict()
+
+
+def test_a_channels_last_input_gets_the_same_gradient():
+    plain, ours = _pair(3)
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(6, 3, 20, 20, generator=g).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        cotangent = torch.randn(plain(x).shape, generator=g)
+    with frozen(plain), frozen(ours):
+        _, expected = _input_gradient(plain, x, cotangent.contiguous())
+        _, grad = _input_gradient(ours, x, cotangent.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(grad, expected, rtol=1e-5, atol=1e-5 * expected.abs().max())

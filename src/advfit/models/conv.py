@@ -32,9 +32,10 @@ class _InputGradientByColumns(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output):
         x, weight = ctx.saved_tensors
+        # The kernel is given contiguous NCHW tensors, the layout it was checked in.
         (grad_input, _, _) = torch.ops.aten._slow_conv2d_backward(
-            grad_output,
-            x,
+            grad_output.contiguous(),
+            x.contiguous(),
             weight,
             list(weight.shape[-2:]),
             list(ctx.stride),

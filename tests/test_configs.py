@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 
 from advfit.callbacks import AdversarialReplay
@@ -112,3 +114,19 @@ def test_a_long_run_dir_name_is_capped_and_stays_distinct():
 def test_local_config_is_optional_and_ignored_by_git():
     assert (CONF / "local").is_dir()
     assert "conf/local/*" in (Path(CONF).parent / ".gitignore").read_text()
+
+
+@pytest.mark.parametrize(("data", "expected"), [("fashion_mnist", 250), ("stl10", 100)])
+def test_evaluate_replays_new_attacks_at_the_runs_eval_batch_size(tmp_path, data, expected):
+    from advfit.config import replay_attacks
+
+    run_cfg = compose_cfg([f"data={data}"], tmp_path)
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        given = compose("evaluate", overrides=["run_dir=x", "attack=[fgsm,pgd,cw]"]).attack
+    attacks = instantiate(replay_attacks(given, run_cfg))
+    assert attacks["fgsm"].batch_size == attacks["pgd"].batch_size == expected
+    assert attacks["cw"].images_per_pass == expected
+    # Without attack=[...] the run's own attacks, as it ran them.
+    own = instantiate(replay_attacks(None, run_cfg))
+    assert own["pgd"].batch_size == expected

@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from advfit.checkpoints import AtomicCheckpointIO, usable_checkpoint
-from advfit.config import validate_train_config
+from advfit.config import replay_attacks, validate_train_config
 from advfit.errors import RunError
 from advfit.loggers import close, finish_loggers, log_replay, open_wandb_run, start_loggers
 from advfit.replay import Replay
@@ -191,7 +191,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         run_cfg = OmegaConf.create(run.read_config())
     except Exception as err:
         raise RunError(f"{run.config} is not a readable config: {err}") from err
-    attacks = dict(instantiate(cfg.get("attack") or run_cfg.get("attack") or {}))
+    attacks = dict(instantiate(replay_attacks(cfg.get("attack"), run_cfg)))
     n_images = cfg.replay.n_images if cfg.replay.n_images is not None else run_cfg.replay.n_images
     metrics = instantiate(run_cfg.metrics) if run_cfg.get("metrics") else None
     datamodule, model = build(run_cfg)

@@ -181,3 +181,15 @@ def test_batches_cover_each_image_once_and_shuffle_per_epoch(tmp_path):
     second = torch.cat([b[1] for b in loader])
     assert torch.equal(first, again)  # an epoch's order is a function of (seed, epoch)
     assert not torch.equal(first, second)
+
+
+def test_near_equal_parts_are_the_fewest_of_at_most_so_many_rows():
+    from advfit.data.batches import near_equal_parts
+
+    x, y = torch.arange(250), torch.arange(250) * 2
+    parts = near_equal_parts(100, x, y)
+    assert [len(a) for a, _ in parts] == [84, 83, 83]  # not 100 + 100 + 50
+    assert all(torch.equal(b, a * 2) for a, b in parts)  # the tensors cut alike
+    assert torch.equal(torch.cat([a for a, _ in parts]), x)
+    assert [len(a) for (a,) in near_equal_parts(100, x[:100])] == [100]
+    assert [len(a) for (a,) in near_equal_parts(100, x[:0])] == [0]

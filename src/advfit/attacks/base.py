@@ -11,6 +11,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from advfit.attacks import advertorch_compat  # noqa: F401  (makes advertorch importable)
+from advfit.data.batches import near_equal_parts
 from advfit.errors import ConfigError
 from advfit.models.frozen import frozen
 
@@ -56,10 +57,10 @@ class InPasses(nn.Module):
     Each image's outputs, and its gradients through them, are the same bit for bit in any
     batch of at least 16 images (LeNet on the two CPUs measured; smaller batches, 1-11
     images on one and 1-15 on the other, take another matrix-multiply path and differ in
-    the last bit): an attack whose loss spans a large
-    batch (Carlini-Wagner's early abort watches the sum over its 500 sources) crafts the same
-    examples while its network passes stay small enough for the cache. The passes are
-    near-equal so that none is a small remainder. On a GPU a Carlini-Wagner iteration costs
+    the last bit): an attack whose loss spans a large batch (Carlini-Wagner's early abort
+    watches the sum over its 500 sources) crafts the same examples while its network passes
+    stay small enough for the cache. The passes are near-equal so that none is a small
+    remainder (:func:`advfit.data.batches.near_equal_parts`). On a GPU a Carlini-Wagner iteration costs
     about the same for 500 images as for 100 (BENCHMARKS.md, "On a GPU"): one pass there.
     """
 
@@ -70,8 +71,7 @@ class InPasses(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if len(x) <= self.images or x.device.type != "cpu":
             return self.model(x)
-        passes = -(-len(x) // self.images)
-        return torch.cat([self.model(part) for part in x.tensor_split(passes)])
+        return torch.cat([self.model(part) for (part,) in near_equal_parts(self.images, x)])
 
 
 class Attack:

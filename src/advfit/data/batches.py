@@ -8,6 +8,15 @@ from collections.abc import Callable, Iterator
 import torch
 
 
+def near_equal_parts(at_most: int, *tensors: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
+    """``tensors`` (of equal length) cut along their first dimension into the fewest
+    near-equal parts of at most ``at_most`` rows, part by part. Near-equal rather than full
+    parts and a remainder: LeNet's per-image outputs and gradients on the CPU are the same bit
+    for bit in any batch of 16 or more images, not in a remainder of a few."""
+    parts = max(1, -(-len(tensors[0]) // at_most))
+    return list(zip(*(t.tensor_split(parts) for t in tensors), strict=True))
+
+
 def to_unit_range(x: torch.Tensor) -> torch.Tensor:
     """uint8 pixels in 0..255 -> float32 in [0, 1], the space every attack works in."""
     return x.float().div_(255.0)

@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from advfit.data.batches import near_equal_parts
 from advfit.errors import ConfigError
 from advfit.metrics.norms import parse_norm
 from advfit.metrics.snapshot import Score
@@ -102,9 +103,10 @@ class Clever:
             scores differ from the CPU's by the points drawn, as two seeds do.
         images_per_pass: images whose pools are drawn together (one pool of 500 points).
         points_per_pass: at most this many points differentiated together (near-equal
-            passes); the scores do not depend on it (up to float rounding). ``"auto"``: 100 on the CPU (fastest on a 2-core CPU for 96x96
-            inputs: larger passes leave the cache), the whole pool of a pass on a GPU (on an
-            H200 2.8x faster than 100 for 32x32 inputs, 1.3x for 96x96; BENCHMARKS.md).
+            passes); the scores do not depend on it (up to float rounding). ``"auto"``: 100
+            on the CPU (fastest on a 2-core CPU for 96x96 inputs: larger passes leave the
+            cache), all of a pass's points on a GPU (on an H200 2.8x faster than 100 for
+            32x32 inputs, 1.3x for 96x96; BENCHMARKS.md).
     """
 
     def __init__(
@@ -242,19 +244,10 @@ class Clever:
                 )
                 labels = pred[index // pool]
                 # Near-equal passes of at most points_per_pass points: none a small remainder.
-                passes = -(-len(points) // self._points_per_pass(points))
+                parts = near_equal_parts(self._points_per_pass(points), points, labels)
                 norms = torch.full((len(xs) * pool, classes - 1), math.nan, dtype=torch.float64)
                 norms[drawn] = (
-                    torch.cat(
-                        [
-                            self._difference_norms(net, part, part_labels, classes)
-                            for part, part_labels in zip(
-                                points.tensor_split(passes),
-                                labels.tensor_split(passes),
-                                strict=True,
-                            )
-                        ]
-                    )
+                    torch.cat([self._difference_norms(net, p, lab, classes) for p, lab in parts])
                     .cpu()
                     .double()
                 )

@@ -10,19 +10,32 @@ median [range], and whether the scores are equal bit for bit.
 from __future__ import annotations
 
 import importlib.util
-import statistics
 from pathlib import Path
 
 import torch
 
 from advfit.metrics.clever import Clever
-from benchmarks.common import cpu_parser, interleaved, ratios, seeded_lenet, spread
+from benchmarks.common import (
+    cpu_args,
+    cpu_parser,
+    interleaved,
+    ratio_spread,
+    ratios,
+    seeded_lenet,
+    spread,
+)
+
+
+def clever_file(value: str) -> Path:
+    """``--against``: refused before anything runs when the file is missing."""
+    path = Path(value)
+    if not path.is_file():
+        raise SystemExit(f"--against {path}: no such file (a version of clever.py)")
+    return path
 
 
 def load_clever(path: Path) -> type:
     """The ``Clever`` class of another version's clever.py (it imports today's advfit)."""
-    if not path.is_file():
-        raise SystemExit(f"--against {path}: no such file (a version of clever.py)")
     spec = importlib.util.spec_from_file_location("clever_against", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -40,23 +53,20 @@ def compare(other: type, side: int, args) -> None:
     times = interleaved(
         {"against": lambda: before(net, x), "this": lambda: now(net, x)}, args.repeats
     )
-    r = ratios(times, "against", "this")
     print(
         f"{side}x{side}, {args.images} images: against {spread(times['against'])}, "
-        f"this checkout {spread(times['this'])}, {statistics.median(r):.2f}x "
-        f"[{min(r):.2f}-{max(r):.2f}]; scores equal: {equal}",
+        f"this checkout {spread(times['this'])}, "
+        f"{ratio_spread(ratios(times, 'against', 'this'))}; scores equal: {equal}",
         flush=True,
     )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = cpu_parser(__doc__, repeats=3)
-    parser.add_argument("--against", type=Path, required=True, help="another clever.py")
+    parser.add_argument("--against", type=clever_file, required=True, help="another clever.py")
     parser.add_argument("--images", type=int, default=10, help="metrics.clever.n_images")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    args = cpu_args(parser, argv, "s a call")
     other = load_clever(args.against)
-    print(f"CPU, {args.threads} thread(s), torch {torch.__version__}; s a call, median [range]")
     for side in args.sides:
         compare(other, side, args)
 

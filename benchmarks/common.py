@@ -43,6 +43,22 @@ def cpu_parser(doc: str, repeats: int) -> argparse.ArgumentParser:
     return parser
 
 
+def cpu_args(
+    parser: argparse.ArgumentParser, argv: list[str] | None, unit: str
+) -> argparse.Namespace:
+    """A :func:`cpu_parser`'s options parsed, this process's threads set from them, and the
+    header line every CPU micro-benchmark prints (``unit``: what its numbers count)."""
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(f"CPU, {args.threads} thread(s), torch {torch.__version__}; {unit}, median [range]")
+    return args
+
+
+def ratio_spread(r: list[float]) -> str:
+    """Per-round ratios as ``median x [min-max]``."""
+    return f"{statistics.median(r):.2f}x [{min(r):.2f}-{max(r):.2f}]"
+
+
 def seeded_lenet(side: int) -> LeNet:
     """LeNet for 1 x side x side inputs, seeded alike in every benchmark, in eval mode."""
     torch.manual_seed(0)

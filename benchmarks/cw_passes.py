@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from advfit.attacks import Attack
-from benchmarks.common import cpu_parser, interleaved, ratios, seeded_lenet, spread
+from benchmarks.common import cpu_args, cpu_parser, interleaved, ratios, seeded_lenet, spread
 
 #: images per pass at each side: the data's eval_batch_size (conf/data/*.yaml)
 PASSES = {32: 250, 96: 100}
@@ -33,9 +33,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = cpu_parser(__doc__, repeats=3)
     parser.add_argument("--images", type=int, default=500)
     parser.add_argument("--iterations", type=int, default=10, help="one binary-search step")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    print(f"CPU, {args.threads} thread(s), torch {torch.__version__}; s an attack, median [range]")
+    args = cpu_args(parser, argv, "s an attack")
     for side in args.sides:
         net = seeded_lenet(side)
         x = torch.rand(args.images, 1, side, side)

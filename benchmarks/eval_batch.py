@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from benchmarks.common import cpu_parser, interleaved, seeded_lenet, spread
+from benchmarks.common import cpu_args, cpu_parser, interleaved, seeded_lenet, spread
 
 SIZES = {32: (100, 250, 500), 96: (25, 50, 100, 150, 250)}
 
@@ -35,9 +35,7 @@ def passes(net: torch.nn.Module, x: torch.Tensor, batch: int, gradient: bool):
 def main(argv: list[str] | None = None) -> None:
     parser = cpu_parser(__doc__, repeats=3)
     parser.add_argument("--images", type=int, default=None, help="default 2000 / 500")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    print(f"CPU, {args.threads} thread(s), torch {torch.__version__}; images/s, median [range]")
+    args = cpu_args(parser, argv, "images/s")
     for side in args.sides:
         net = seeded_lenet(side)
         for p in net.parameters():

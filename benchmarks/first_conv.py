@@ -9,15 +9,13 @@ difference of the gradients.
 
 from __future__ import annotations
 
-import statistics
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from advfit.models import LeNet
 from advfit.models.frozen import frozen
-from benchmarks.common import cpu_parser, interleaved, ratios, spread
+from benchmarks.common import cpu_args, cpu_parser, interleaved, ratio_spread, ratios, spread
 
 #: images per batch at each side: the data's eval_batch_size (conf/data/*.yaml)
 BATCH = {32: 250, 96: 100}
@@ -56,11 +54,10 @@ def compare(channels: int, side: int, repeats: int) -> None:
             },
             repeats,
         )
-    r = ratios(times, "oneDNN", "columns")
     ms = {k: [t * 1000 for t in v] for k, v in times.items()}
     print(
         f"{channels}x{side}x{side}, {n} images: oneDNN {spread(ms['oneDNN'])} ms, columns "
-        f"{spread(ms['columns'])} ms, {statistics.median(r):.2f}x [{min(r):.2f}-{max(r):.2f}]; "
+        f"{spread(ms['columns'])} ms, {ratio_spread(ratios(times, 'oneDNN', 'columns'))}; "
         f"relative difference {((a - b).norm() / a.norm()).item():.1e}",
         flush=True,
     )
@@ -69,9 +66,7 @@ def compare(channels: int, side: int, repeats: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = cpu_parser(__doc__, repeats=5)
     parser.add_argument("--channels", type=int, nargs="+", default=[1, 3])
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    print(f"CPU, {args.threads} thread(s), torch {torch.__version__}; ms a batch, median [range]")
+    args = cpu_args(parser, argv, "ms a batch")
     for side in args.sides:
         for channels in args.channels:
             compare(channels, side, args.repeats)

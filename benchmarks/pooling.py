@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from advfit.models.pooling import MaxPool2d
-from benchmarks.common import cpu_parser, interleaved, ratios, seeded_lenet, spread
+from benchmarks.common import cpu_args, cpu_parser, interleaved, ratios, seeded_lenet, spread
 
 
 def lenet(side: int, pool: type[nn.Module]) -> nn.Module:
@@ -35,12 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = cpu_parser(__doc__, repeats=5)
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--steps", type=int, default=20, help="passes per timing")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    print(
-        f"CPU, {args.threads} thread(s), torch {torch.__version__}; ms per pass, median "
-        "[range]; ratio kernel / advfit, median of the per-round ratios"
-    )
+    args = cpu_args(parser, argv, "ms per pass")
+    print("ratio kernel / advfit: the median of the per-round ratios")
     for side in args.sides:
         nets = {"kernel": lenet(side, nn.MaxPool2d), "advfit": lenet(side, MaxPool2d)}
         x = torch.rand(args.batch, 1, side, side)

@@ -239,10 +239,9 @@ class Clever:
                 # other points' gradients are never computed (same scores, same draws).
                 drawn = (draws + pool * torch.arange(len(xs))[:, None, None]).flatten().unique()
                 index = drawn.to(xs.device)
-                points = (xs[index // pool] + offsets[index].view(-1, *xs.shape[1:])).clamp(
-                    0.0, 1.0
-                )
-                labels = pred[index // pool]
+                image = index // pool  # each drawn point's image in xs
+                points = (xs[image] + offsets[index].view(-1, *xs.shape[1:])).clamp(0.0, 1.0)
+                labels = pred[image]
                 # Near-equal passes of at most points_per_pass points: none a small remainder.
                 parts = near_equal_parts(self._points_per_pass(points), points, labels)
                 norms = torch.full((len(xs) * pool, classes - 1), math.nan, dtype=torch.float64)

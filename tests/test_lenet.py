@@ -45,3 +45,63 @@ def test_the_classifiers_epoch_loss_is_nan_when_a_step_loss_is_nan():
     values = model.train_metrics.compute()
     assert torch.isnan(values["loss"])
     assert 0.0 <= values["acc"].item() <= 1.0
+
+
+def _classifier(optimizer, **kwargs):
+    from advfit.models import Classifier
+
+    return Classifier(LeNet((1, 28, 28), 10), optimizer, **kwargs)
+
+
+def test_the_optimizer_is_fused_on_a_gpu_only_and_never_against_the_config():
+    """The decision configure_optimizers takes: fused on CUDA when the optimizer has a fused
+    implementation and the config does not choose; the CPU's optimizer stays the default."""
+    from functools import partial
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    adam = partial(torch.optim.Adam, lr=1e-3)
+    assert _classifier(adam)._fuse_on(cuda)
+    assert not _classifier(adam)._fuse_on(cpu)
+    assert not _classifier(adam, fused_on_gpu=False)._fuse_on(cuda)
+    assert not _classifier(partial(torch.optim.Adam, lr=1e-3, fused=False))._fuse_on(cuda)
+    assert not _classifier(partial(torch.optim.RMSprop, lr=1e-3))._fuse_on(cuda)  # none fused
+    assert not _classifier(lambda params: torch.optim.Adam(params))._fuse_on(cuda)  # no 'fused'
+    optimizer = _classifier(adam).configure_optimizers()  # on the CPU
+    assert isinstance(optimizer, torch.optim.Adam) and not optimizer.defaults["fused"]
+
+
+def test_the_configs_adam_is_fused_unless_overridden(tmp_path):
+    from hydra.utils import instantiate
+
+    from tests.test_configs import compose_cfg
+
+    cuda = torch.device("cuda")
+    for overrides, fused in (
+        ([], True),
+        (["model.fused_on_gpu=false"], False),
+        (["+model.optimizer.fused=false"], False),
+    ):
+        cfg = compose_cfg(overrides, tmp_path)
+        net = instantiate(cfg.model.net, input_shape=[1, 28, 28], num_classes=10)
+        assert instantiate(cfg.model, net=net)._fuse_on(cuda) is fused, overrides
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_the_optimizer_is_fused_and_steps_like_the_default():
+    from functools import partial
+
+    torch.manual_seed(0)
+    model = _classifier(partial(torch.optim.Adam, lr=1e-3)).cuda()
+    reference = _classifier(partial(torch.optim.Adam, lr=1e-3)).cuda()
+    reference.load_state_dict(model.state_dict())
+    fused = model.configure_optimizers()
+    assert fused.defaults["fused"] is True
+    default = torch.optim.Adam(reference.parameters(), lr=1e-3)
+    x, y = torch.rand(32, 1, 28, 28, device="cuda"), torch.arange(32, device="cuda") % 10
+    for m, opt in ((model, fused), (reference, default)):
+        for _ in range(3):
+            opt.zero_grad()
+            m._step((x, y), "train").backward()
+            opt.step()
+    for a, b in zip(model.parameters(), reference.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from collections.abc import Callable
 
 import pytorch_lightning as pl
@@ -23,12 +25,23 @@ class Classifier(pl.LightningModule):
     Args:
         net: the network; takes pixels in [0, 1], returns logits; has ``num_classes``.
         optimizer: a partial optimizer (``_partial_: true`` in config) taking the parameters.
+        fused_on_gpu: on a CUDA device, build an optimizer that has a fused implementation
+            (Adam, AdamW, SGD) with ``fused=True`` unless the config sets ``fused`` itself:
+            one kernel a step for all parameters instead of several. On an H200 with ten runs
+            sharing the GPU it cut a CIFAR-10-sized run's training by about 8% (BENCHMARKS.md).
+            The CPU keeps the default implementation, so CPU results do not change.
     """
 
-    def __init__(self, net: nn.Module, optimizer: Callable[..., torch.optim.Optimizer]) -> None:
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        fused_on_gpu: bool = True,
+    ) -> None:
         super().__init__()
         self.net = net
         self.optimizer_factory = optimizer
+        self.fused_on_gpu = fused_on_gpu
         self.train_metrics = self._metrics(net.num_classes)
         self.val_metrics = self._metrics(net.num_classes)
 
@@ -79,4 +92,20 @@ class Classifier(pl.LightningModule):
         self._log_epoch("val")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return self.optimizer_factory(params=self.parameters())
+        # Lightning moves the module to its device before it asks for the optimizer.
+        extra = {"fused": True} if self._fuse_on(self.device) else {}
+        return self.optimizer_factory(params=self.parameters(), **extra)
+
+    def _fuse_on(self, device: torch.device) -> bool:
+        """Whether the optimizer is built fused on ``device`` (see ``fused_on_gpu``)."""
+        factory = self.optimizer_factory
+        if not (self.fused_on_gpu and device.type == "cuda"):
+            return False
+        if isinstance(factory, functools.partial):
+            if "fused" in factory.keywords:  # the config chose
+                return False
+            factory = factory.func
+        try:
+            return "fused" in inspect.signature(factory).parameters
+        except (TypeError, ValueError):  # no signature to read: build it as configured
+            return False

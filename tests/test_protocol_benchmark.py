@@ -201,3 +201,29 @@ def test_first_conv_benchmark_runs_at_toy_size(capsys):
     line = capsys.readouterr().out.splitlines()[-1]
     assert line.startswith("1x32x32, 250 images: oneDNN ")
     assert float(line.rsplit(" ", 1)[1]) < 1e-5
+
+
+def test_gpu_sharing_benchmark_runs_its_processes_at_toy_size(capsys):
+    """`python -m benchmarks.gpu_sharing` (processes stepping LeNet at once) must not rot: each
+    mode's row for one process and for --jobs, with a positive step time; the CUDA graph is
+    refused where there is no GPU."""
+    from benchmarks import gpu_sharing
+
+    assert gpu_sharing.main(["--jobs", "2", "--steps", "20", "--modes", "plain,lightning"]) == 0
+    rows = [
+        r
+        for r in capsys.readouterr().out.splitlines()
+        if r.startswith("| plain |") or r.startswith("| lightning |")
+    ]
+    assert [r.split("|")[1:3] for r in rows] == [
+        [" plain ", " 1 "],
+        [" plain ", " 2 "],
+        [" lightning ", " 1 "],
+        [" lightning ", " 2 "],
+    ]
+    for row in rows:
+        assert float(row.split("|")[3].split()[0]) > 0
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit):
+            gpu_sharing.main(["--modes", "plain,graph"])
+        assert "graph captures a CUDA graph and needs a CUDA GPU" in capsys.readouterr().err

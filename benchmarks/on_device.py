@@ -26,7 +26,7 @@ import logging
 import warnings
 
 import torch
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from advfit.attacks import Attack
@@ -43,7 +43,7 @@ class CheckedClassifier(Classifier):
     def _metrics(num_classes: int) -> MetricCollection:
         return MetricCollection(
             {
-                "loss": MeanMetric(),
+                "loss": SumMetric(),
                 "acc": MulticlassAccuracy(num_classes=num_classes, average="micro"),
             }
         )

@@ -31,20 +31,69 @@ def test_lenet_rejects_unknown_activation():
 
 
 def test_the_classifiers_epoch_loss_is_nan_when_a_step_loss_is_nan():
-    """The mean loss keeps a NaN step (nan_strategy="disable") instead of dropping it from the
-    mean with a warning, and the accuracy takes the labels unchecked."""
+    """The epoch's loss keeps a NaN step (nan_strategy="disable") instead of dropping it with a
+    warning, and the accuracy takes the labels unchecked."""
     from advfit.models import Classifier
 
     torch.manual_seed(0)
     model = Classifier(LeNet((1, 28, 28), 10), lambda params: torch.optim.SGD(params, lr=0.1))
     y = torch.arange(8) % 10
     model._step((torch.rand(8, 1, 28, 28), y), "train")
-    finite = model.train_metrics["loss"].compute()
+    finite = model._epoch_values("train")["loss"]
     assert torch.isfinite(finite)
     model._step((torch.full((8, 1, 28, 28), float("nan")), y), "train")
-    values = model.train_metrics.compute()
+    values = model._epoch_values("train")
     assert torch.isnan(values["loss"])
     assert 0.0 <= values["acc"].item() <= 1.0
+
+
+def test_the_classifiers_epoch_loss_is_the_mean_over_its_images():
+    """Batches of unequal size: the epoch's loss is sum(batch loss x batch size) / images, as
+    torchmetrics' weighted MeanMetric computes it, not the mean of the batches' losses (what
+    MeanMetric(nan_strategy="disable") gave: it drops the weights)."""
+    import torch.nn.functional as F
+    from torchmetrics import MeanMetric
+
+    from advfit.models import Classifier
+
+    torch.manual_seed(0)
+    model = Classifier(LeNet((1, 28, 28), 10), lambda params: torch.optim.SGD(params, lr=0.1))
+    weighted, unweighted = MeanMetric(nan_strategy="warn"), []
+    for split in ("train", "val"):
+        for n in (32, 32, 7) if split == "train" else (250, 250, 17):
+            x, y = torch.rand(n, 1, 28, 28), torch.randint(0, 10, (n,))
+            model._step((x, y), split)
+            with torch.no_grad():
+                loss = F.cross_entropy(model(x), y)
+            if split == "val":
+                weighted.update(loss, weight=n)
+                unweighted.append(loss)
+    mean = model._epoch_values("val")["loss"]
+    assert torch.equal(mean, weighted.compute())
+    assert not torch.equal(mean, torch.stack(unweighted).mean())  # the case tells them apart
+    assert model._seen == {"train": 71, "val": 517}
+
+
+def test_a_training_step_makes_no_tensor_from_host_data():
+    """On a GPU a tensor made from a Python number is copied to the device and the step waits
+    for it (a synchronous copy). The step's metric updates take device tensors only: no
+    tensor is made from host data (``lift_fresh``) in a step."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from advfit.models import Classifier
+
+    made = []
+
+    class Watch(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            made.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    model = Classifier(LeNet((1, 28, 28), 10), lambda params: torch.optim.SGD(params, lr=0.1))
+    x, y = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    with Watch():
+        model._step((x, y), "train").backward()
+    assert "convolution" in made and "lift_fresh" not in made, sorted(set(made))
 
 
 def _classifier(optimizer, **kwargs):

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics import MeanMetric, MetricCollection
+from torchmetrics import MetricCollection, SumMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 
@@ -44,17 +44,22 @@ class Classifier(pl.LightningModule):
         self.fused_on_gpu = fused_on_gpu
         self.train_metrics = self._metrics(net.num_classes)
         self.val_metrics = self._metrics(net.num_classes)
+        self._seen = {"train": 0, "val": 0}  # images in the epoch's loss sum, per split
 
     @staticmethod
     def _metrics(num_classes: int) -> MetricCollection:
-        # Without torchmetrics' per-update input checks: the NaN check of the mean and the
-        # label-range check of the accuracy each read a value back from the device (on an
-        # H200, 3.4 reads a step with them, 1.4 without; the step's time did not move
-        # measurably). The labels come from the data module, and a NaN loss shows as NaN
-        # rather than being left out of the mean with a warning.
+        # The epoch's loss is the mean over its images: the sum of each batch's mean loss
+        # times its size, divided by the images seen (``_epoch_values``). Not torchmetrics'
+        # MeanMetric: with nan_strategy="disable" it drops the weights (torchmetrics 1.9,
+        # an unweighted mean of the batches), and a weight given as a number becomes a
+        # tensor copied to the device with a wait at every step. Without the metrics'
+        # per-update input checks: the NaN check and the accuracy's label-range check each
+        # read a value back from the device (on an H200, 3.4 reads a step with them, 1.4
+        # without). The labels come from the data module, and a NaN loss shows as NaN
+        # rather than being left out with a warning.
         return MetricCollection(
             {
-                "loss": MeanMetric(nan_strategy="disable"),
+                "loss": SumMetric(nan_strategy="disable"),
                 "acc": MulticlassAccuracy(
                     num_classes=num_classes, average="micro", validate_args=False
                 ),
@@ -69,15 +74,22 @@ class Classifier(pl.LightningModule):
         logits = self.net(x)
         loss = F.cross_entropy(logits, y)
         metrics = self.train_metrics if split == "train" else self.val_metrics
-        metrics["loss"].update(loss.detach(), weight=len(y))
+        # A tensor times a number: no tensor is made from host data at each step.
+        metrics["loss"].update(loss.detach() * len(y))
         metrics["acc"].update(logits.detach(), y)
+        self._seen[split] += len(y)
         return loss
 
+    def _epoch_values(self, split: str) -> dict[str, torch.Tensor]:
+        """The epoch's mean loss over its images and its accuracy, so far."""
+        values = (self.train_metrics if split == "train" else self.val_metrics).compute()
+        return {"loss": values["loss"] / self._seen[split], "acc": values["acc"]}
+
     def _log_epoch(self, split: str) -> None:
-        metrics = self.train_metrics if split == "train" else self.val_metrics
-        for name, value in metrics.compute().items():
+        for name, value in self._epoch_values(split).items():
             self.log(f"{split}/{name}", value)
-        metrics.reset()
+        (self.train_metrics if split == "train" else self.val_metrics).reset()
+        self._seen[split] = 0
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         return self._step(batch, "train")

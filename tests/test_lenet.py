@@ -120,6 +120,8 @@ def test_the_optimizer_is_fused_on_a_gpu_only_and_never_against_the_config():
 
 
 def test_the_configs_adam_is_fused_unless_overridden(tmp_path):
+    """Fused on a GPU by default, without a config key (a run directory of an earlier version
+    must still match the config: no new key in the resolved model config)."""
     from hydra.utils import instantiate
 
     from tests.test_configs import compose_cfg
@@ -127,10 +129,12 @@ def test_the_configs_adam_is_fused_unless_overridden(tmp_path):
     cuda = torch.device("cuda")
     for overrides, fused in (
         ([], True),
-        (["model.fused_on_gpu=false"], False),
+        (["+model.fused_on_gpu=false"], False),
         (["+model.optimizer.fused=false"], False),
     ):
         cfg = compose_cfg(overrides, tmp_path)
+        if not overrides:
+            assert "fused_on_gpu" not in cfg.model and "fused" not in cfg.model.optimizer
         net = instantiate(cfg.model.net, input_shape=[1, 28, 28], num_classes=10)
         assert instantiate(cfg.model, net=net)._fuse_on(cuda) is fused, overrides
 

@@ -15,15 +15,7 @@ from pathlib import Path
 import torch
 
 from advfit.metrics.clever import Clever
-from benchmarks.common import (
-    cpu_args,
-    cpu_parser,
-    interleaved,
-    ratio_spread,
-    ratios,
-    seeded_lenet,
-    spread,
-)
+from benchmarks.common import cpu_args, cpu_parser, head_to_head, seeded_lenet
 
 
 def clever_file(value: str) -> Path:
@@ -50,15 +42,10 @@ def compare(other: type, side: int, args) -> None:
     equal = torch.equal(a.scores, b.scores) and torch.equal(
         a.per_class.nan_to_num(-1), b.per_class.nan_to_num(-1)
     )
-    times = interleaved(
-        {"against": lambda: before(net, x), "this": lambda: now(net, x)}, args.repeats
+    result = head_to_head(
+        {"against": lambda: before(net, x), "this checkout": lambda: now(net, x)}, args.repeats
     )
-    print(
-        f"{side}x{side}, {args.images} images: against {spread(times['against'])}, "
-        f"this checkout {spread(times['this'])}, "
-        f"{ratio_spread(ratios(times, 'against', 'this'))}; scores equal: {equal}",
-        flush=True,
-    )
+    print(f"{side}x{side}, {args.images} images: {result}; scores equal: {equal}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -63,3 +63,17 @@ def seeded_lenet(side: int) -> LeNet:
     """LeNet for 1 x side x side inputs, seeded alike in every benchmark, in eval mode."""
     torch.manual_seed(0)
     return LeNet((1, side, side), 10).eval()
+
+
+def head_to_head(
+    contenders: dict[str, Callable[[], object]], repeats: int, scale: float = 1.0, unit: str = ""
+) -> str:
+    """Two contenders interleaved over ``repeats`` rounds: ``a <spread>, b <spread>, <ratio>``
+    (times multiplied by ``scale`` and followed by ``unit``; the ratio is a's over b's)."""
+    a, b = contenders
+    times = interleaved(contenders, repeats)
+    shown = {k: [t * scale for t in v] for k, v in times.items()}
+    return (
+        f"{a} {spread(shown[a])}{unit}, {b} {spread(shown[b])}{unit}, "
+        f"{ratio_spread(ratios(times, a, b))}"
+    )

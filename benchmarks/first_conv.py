@@ -15,7 +15,7 @@ from torch import nn
 
 from advfit.models import LeNet
 from advfit.models.frozen import frozen
-from benchmarks.common import cpu_args, cpu_parser, interleaved, ratio_spread, ratios, spread
+from benchmarks.common import cpu_args, cpu_parser, head_to_head
 
 #: images per batch at each side: the data's eval_batch_size (conf/data/*.yaml)
 BATCH = {32: 250, 96: 100}
@@ -47,17 +47,17 @@ def compare(channels: int, side: int, repeats: int) -> None:
     x = torch.rand(n, channels, side, side, generator=torch.Generator().manual_seed(1))
     with frozen(columns), frozen(onednn):
         a, b = input_gradient(onednn, x), input_gradient(columns, x)
-        times = interleaved(
+        result = head_to_head(
             {
                 "oneDNN": lambda: input_gradient(onednn, x),
                 "columns": lambda: input_gradient(columns, x),
             },
             repeats,
+            scale=1000,
+            unit=" ms",
         )
-    ms = {k: [t * 1000 for t in v] for k, v in times.items()}
     print(
-        f"{channels}x{side}x{side}, {n} images: oneDNN {spread(ms['oneDNN'])} ms, columns "
-        f"{spread(ms['columns'])} ms, {ratio_spread(ratios(times, 'oneDNN', 'columns'))}; "
+        f"{channels}x{side}x{side}, {n} images: {result}; "
         f"relative difference {((a - b).norm() / a.norm()).item():.1e}",
         flush=True,
     )

@@ -73,22 +73,25 @@ class Classifier(pl.LightningModule):
         x, y = batch
         logits = self.net(x)
         loss = F.cross_entropy(logits, y)
-        metrics = self.train_metrics if split == "train" else self.val_metrics
+        metrics = self._split_metrics(split)
         # A tensor times a number: no tensor is made from host data at each step.
         metrics["loss"].update(loss.detach() * len(y))
         metrics["acc"].update(logits.detach(), y)
         self._seen[split] += len(y)
         return loss
 
+    def _split_metrics(self, split: str) -> MetricCollection:
+        return self.train_metrics if split == "train" else self.val_metrics
+
     def _epoch_values(self, split: str) -> dict[str, torch.Tensor]:
         """The epoch's mean loss over its images and its accuracy, so far."""
-        values = (self.train_metrics if split == "train" else self.val_metrics).compute()
+        values = self._split_metrics(split).compute()
         return {"loss": values["loss"] / self._seen[split], "acc": values["acc"]}
 
     def _log_epoch(self, split: str) -> None:
         for name, value in self._epoch_values(split).items():
             self.log(f"{split}/{name}", value)
-        (self.train_metrics if split == "train" else self.val_metrics).reset()
+        self._split_metrics(split).reset()
         self._seen[split] = 0
 
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:

@@ -60,8 +60,9 @@ class InPasses(nn.Module):
     the last bit): an attack whose loss spans a large batch (Carlini-Wagner's early abort
     watches the sum over its 500 sources) crafts the same examples while its network passes
     stay small enough for the cache. The passes are near-equal so that none is a small
-    remainder (:func:`advfit.data.batches.near_equal_parts`). On a GPU a Carlini-Wagner iteration costs
-    about the same for 500 images as for 100 (BENCHMARKS.md, "On a GPU"): one pass there.
+    remainder (:func:`advfit.data.batches.near_equal_parts`). On a GPU a Carlini-Wagner
+    iteration costs about the same for 500 images as for 100 (BENCHMARKS.md, "On a GPU"):
+    one pass there.
     """
 
     def __init__(self, model: nn.Module, images: int) -> None:

@@ -77,3 +77,42 @@ def head_to_head(
         f"{a} {spread(shown[a])}{unit}, {b} {spread(shown[b])}{unit}, "
         f"{ratio_spread(ratios(times, a, b))}"
     )
+
+
+def torchmetrics_classifier(checks: bool):
+    """advfit's Classifier with its epoch metrics built from torchmetrics' ``SumMetric`` (the
+    loss times the batch size) and micro ``MulticlassAccuracy``, as before 2026-11-26 (18
+    operations a step against ``EpochTotals``' 7); ``checks``: torchmetrics' per-update input
+    checks on (before an earlier 2026-11-26 change) or off. The same numbers."""
+    from torchmetrics import Metric, SumMetric
+    from torchmetrics.classification import MulticlassAccuracy
+
+    from advfit.models import Classifier
+
+    class Totals(Metric):
+        def __init__(self, num_classes: int) -> None:
+            super().__init__()
+            nan = "warn" if checks else "disable"
+            self.loss = SumMetric(nan_strategy=nan)
+            self.acc = MulticlassAccuracy(num_classes, average="micro", validate_args=checks)
+            self.add_state("images", torch.tensor(0), dist_reduce_fx="sum")
+
+        def update(self, loss, logits, y) -> None:
+            self.loss.update(loss * len(y))
+            self.acc.update(logits, y)
+            self.images += len(y)
+
+        def compute(self) -> dict[str, torch.Tensor]:
+            return {"loss": self.loss.compute() / self.images, "acc": self.acc.compute()}
+
+        def reset(self) -> None:
+            super().reset()
+            self.loss.reset()
+            self.acc.reset()
+
+    class TorchmetricsClassifier(Classifier):
+        @staticmethod
+        def _metrics(num_classes: int) -> Metric:
+            return Totals(num_classes)
+
+    return TorchmetricsClassifier

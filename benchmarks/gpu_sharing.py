@@ -10,12 +10,15 @@ all of them together. The contenders run one after the other:
 - ``graph`` (CUDA only): that whole step captured once as a CUDA graph and replayed, one
   launch a step instead of some forty;
 - ``lightning``: advfit's Classifier fitted by a Lightning Trainer, deterministic as advfit
-  trains, its Adam built as the config builds it (fused on a GPU).
+  trains, its Adam built as the config builds it (fused on a GPU);
+- ``torchmetrics``: the same with the epoch metrics of torchmetrics' ``SumMetric`` and
+  ``MulticlassAccuracy`` (before 2026-11-26: 18 operations a step for the metrics against 7).
 
 Alone, ``graph`` shows what launching costs; with ten at once, whether the GPU's time
 slices (one process's kernels at a time) or the launches are the limit.
 
-    python -m benchmarks.gpu_sharing [--jobs 10] [--steps 2000] [--modes plain,graph,lightning]
+    python -m benchmarks.gpu_sharing [--jobs 10] [--steps 2000]
+        [--modes plain,graph,lightning,torchmetrics]
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-MODES = ("plain", "graph", "lightning")
+MODES = ("plain", "graph", "lightning", "torchmetrics")
 
 
 def _device() -> str:
@@ -92,15 +95,17 @@ def _plain_or_graph(mode: str, steps: int, device: str) -> float:
     return (time.perf_counter() - started) / steps
 
 
-def _configured_classifier(net, optimizer):
-    """advfit's Classifier with Adam as the config gives it (a partial: fused on a GPU)."""
-    from advfit.models import Classifier
+def _configured(classifier):
+    """``classifier`` built with Adam as the config gives it (a partial: fused on a GPU)."""
 
-    return Classifier(net, functools.partial(torch.optim.Adam, lr=1e-3))
+    def build(net, optimizer):
+        return classifier(net, functools.partial(torch.optim.Adam, lr=1e-3))
+
+    return build
 
 
-def _lightning(steps: int, device: str) -> float:
-    """Seconds per step of the Classifier under a Trainer (an epoch of ``steps`` steps)."""
+def _lightning(steps: int, device: str, classifier) -> float:
+    """Seconds per step of ``classifier`` under a Trainer (an epoch of ``steps`` steps)."""
     import logging
     import warnings
 
@@ -111,7 +116,7 @@ def _lightning(steps: int, device: str) -> float:
     x = torch.randint(0, 256, (32 * steps, 1, 32, 32), dtype=torch.uint8, device=device)
     y = torch.randint(0, 10, (32 * steps,), device=device)
     accelerator = "gpu" if device == "cuda" else "cpu"
-    seconds = lightning_epoch((1, 32, 32), x, y, accelerator, True, _configured_classifier)
+    seconds = lightning_epoch((1, 32, 32), x, y, accelerator, True, _configured(classifier))
     return seconds / steps
 
 
@@ -119,7 +124,13 @@ def worker(mode: str, steps: int) -> None:
     torch.set_num_threads(1)
     device = _device()
     if mode == "lightning":
-        per_step = _lightning(steps, device)
+        from advfit.models import Classifier
+
+        per_step = _lightning(steps, device, Classifier)
+    elif mode == "torchmetrics":
+        from benchmarks.common import torchmetrics_classifier
+
+        per_step = _lightning(steps, device, torchmetrics_classifier(checks=False))
     else:
         per_step = _plain_or_graph(mode, steps, device)
     print(f"{per_step * 1000:.4f}", flush=True)

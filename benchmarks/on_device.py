@@ -26,27 +26,12 @@ import logging
 import warnings
 
 import torch
-from torchmetrics import MetricCollection, SumMetric
-from torchmetrics.classification import MulticlassAccuracy
 
 from advfit.attacks import Attack
 from advfit.metrics.clever import Clever, random_ball
 from advfit.models import Classifier, LeNet
-from benchmarks.common import interleaved
+from benchmarks.common import interleaved, torchmetrics_classifier
 from benchmarks.training_loop import lightning_epoch
-
-
-class CheckedClassifier(Classifier):
-    """The Classifier with torchmetrics' per-update input checks on (before 2026-11-26)."""
-
-    @staticmethod
-    def _metrics(num_classes: int) -> MetricCollection:
-        return MetricCollection(
-            {
-                "loss": SumMetric(),
-                "acc": MulticlassAccuracy(num_classes=num_classes, average="micro"),
-            }
-        )
 
 
 def fastest(contenders: dict, device: str, repeats: int) -> dict[str, float]:
@@ -203,7 +188,7 @@ def main(argv: list[str] | None = None) -> None:
         for deterministic, classifier, checks in (
             (True, Classifier, "off"),
             (False, Classifier, "off"),
-            (True, CheckedClassifier, "on"),
+            (True, torchmetrics_classifier(checks=True), "on"),
         ):
             per_step = lightning_step_seconds(side, device, deterministic, args.steps, classifier)
             print(

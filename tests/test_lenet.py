@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from advfit.models import LeNet
 
@@ -47,31 +48,80 @@ def test_the_classifiers_epoch_loss_is_nan_when_a_step_loss_is_nan():
     assert 0.0 <= values["acc"].item() <= 1.0
 
 
-def test_the_classifiers_epoch_loss_is_the_mean_over_its_images():
-    """Batches of unequal size: the epoch's loss is sum(batch loss x batch size) / images, as
-    torchmetrics' weighted MeanMetric computes it, not the mean of the batches' losses (what
-    MeanMetric(nan_strategy="disable") gave: it drops the weights)."""
-    import torch.nn.functional as F
+def test_the_classifiers_epoch_loss_and_accuracy_are_torchmetrics_weighted_ones():
+    """With batches of unequal size (32, 32, 7 and 250, 250, 17) the epoch's loss is the mean
+    over its images, bit for bit as torchmetrics' weighted MeanMetric computes it, not the
+    mean of the batches' losses (what MeanMetric(nan_strategy="disable") gave: it drops the
+    weights); the accuracy is torchmetrics' micro MulticlassAccuracy bit for bit."""
     from torchmetrics import MeanMetric
+    from torchmetrics.classification import MulticlassAccuracy
 
     from advfit.models import Classifier
 
     torch.manual_seed(0)
     model = Classifier(LeNet((1, 28, 28), 10), lambda params: torch.optim.SGD(params, lr=0.1))
-    weighted, unweighted = MeanMetric(nan_strategy="warn"), []
+    weighted = {"train": MeanMetric(nan_strategy="warn"), "val": MeanMetric(nan_strategy="warn")}
+    accuracy = {split: MulticlassAccuracy(num_classes=10, average="micro") for split in weighted}
+    unweighted = []
     for split in ("train", "val"):
         for n in (32, 32, 7) if split == "train" else (250, 250, 17):
             x, y = torch.rand(n, 1, 28, 28), torch.randint(0, 10, (n,))
             model._step((x, y), split)
             with torch.no_grad():
-                loss = F.cross_entropy(model(x), y)
-            if split == "val":
-                weighted.update(loss, weight=n)
-                unweighted.append(loss)
-    mean = model._epoch_values("val")["loss"]
-    assert torch.equal(mean, weighted.compute())
-    assert not torch.equal(mean, torch.stack(unweighted).mean())  # the case tells them apart
-    assert model._seen == {"train": 71, "val": 517}
+                logits = model(x)
+            loss = F.cross_entropy(logits, y)
+            weighted[split].update(loss, weight=n)
+            accuracy[split].update(logits, y)
+            unweighted.append(loss)
+    for split in ("train", "val"):
+        values = model._epoch_values(split)
+        assert torch.equal(values["loss"], weighted[split].compute()), split
+        assert torch.equal(values["acc"], accuracy[split].compute()), split
+        assert values["acc"].dtype == torch.float32
+    val_unweighted = torch.stack(unweighted[3:]).mean()
+    assert not torch.equal(model._epoch_values("val")["loss"], val_unweighted)  # told apart
+    assert model.train_metrics.images == 71 and model.val_metrics.images == 517
+    assert 0 < model.val_metrics.correct < 517  # the accuracy counts some, not all
+    with pytest.warns(UserWarning, match="self.log"):  # no Trainer: logging is skipped
+        model.on_validation_epoch_end()
+    assert model.val_metrics.images == 0 and model.train_metrics.images == 71
+
+
+def test_the_classifiers_accuracy_counts_the_predicted_classes():
+    """Against an oracle: logits whose largest entry is at a chosen class."""
+    from advfit.models.classifier import EpochTotals
+
+    totals = EpochTotals()
+    y = torch.tensor([0, 1, 2, 3, 4])
+    predicted = torch.tensor([0, 1, 0, 3, 0])  # 3 of 5 right
+    totals.update(torch.tensor(2.0), F.one_hot(predicted, 10).float(), y)
+    totals.update(torch.tensor(4.0), F.one_hot(torch.tensor([7, 8, 9]), 10).float(), y[:3])
+    values = totals.compute()
+    assert values["acc"].item() == pytest.approx(3 / 8)
+    assert values["loss"].item() == pytest.approx((2.0 * 5 + 4.0 * 3) / 8)
+
+
+def test_the_epoch_metrics_cost_seven_operations_a_step():
+    """On a GPU each operation is a kernel, and LeNet's step is a few dozen small ones: the
+    metrics' update adds seven (torchmetrics' SumMetric and MulticlassAccuracy added 18)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    from advfit.models.classifier import EpochTotals
+
+    views = {"view", "detach", "alias", "_reshape_alias", "unsqueeze", "squeeze", "expand"}
+    made = []
+
+    class Watch(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ not in views:
+                made.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    totals = EpochTotals()
+    loss, logits, y = torch.tensor(2.3), torch.randn(32, 10), torch.randint(0, 10, (32,))
+    with Watch():
+        totals.update(loss, logits, y)
+    assert len(made) == 7, made
 
 
 def test_a_training_step_makes_no_tensor_from_host_data():

@@ -209,17 +209,15 @@ def test_gpu_sharing_benchmark_runs_its_processes_at_toy_size(capsys):
     refused where there is no GPU."""
     from benchmarks import gpu_sharing
 
-    assert gpu_sharing.main(["--jobs", "2", "--steps", "20", "--modes", "plain,lightning"]) == 0
+    modes = ["plain", "lightning", "torchmetrics"]
+    assert gpu_sharing.main(["--jobs", "2", "--steps", "20", "--modes", ",".join(modes)]) == 0
     rows = [
         r
         for r in capsys.readouterr().out.splitlines()
-        if r.startswith("| plain |") or r.startswith("| lightning |")
+        if r.split("|")[1:2] in ([f" {m} "] for m in modes)
     ]
     assert [r.split("|")[1:3] for r in rows] == [
-        [" plain ", " 1 "],
-        [" plain ", " 2 "],
-        [" lightning ", " 1 "],
-        [" lightning ", " 2 "],
+        [f" {m} ", f" {n} "] for m in modes for n in (1, 2)
     ]
     for row in rows:
         assert float(row.split("|")[3].split()[0]) > 0

@@ -9,7 +9,13 @@ import pytest
 import torch
 from torchvision.datasets import CIFAR10, STL10
 
-from advfit.data import CIFAR10DataModule, CustomDataModule, DataError, STL10DataModule
+from advfit.data import (
+    CIFAR10DataModule,
+    CustomDataModule,
+    DataError,
+    STL10DataModule,
+    to_unit_range,
+)
 
 
 def md5(path: Path) -> str:
@@ -193,3 +199,25 @@ def test_near_equal_parts_are_the_fewest_of_at_most_so_many_rows():
     assert torch.equal(torch.cat([a for a, _ in parts]), x)
     assert [len(a) for (a,) in near_equal_parts(100, x[:100])] == [100]
     assert [len(a) for (a,) in near_equal_parts(100, x[:0])] == [0]
+
+
+def test_unit_range_is_each_pixel_over_255_in_one_operation():
+    """Every uint8 value maps to float32(v) / 255 exactly, in one operation (on a GPU one
+    kernel of a training step's few dozen)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    x = torch.arange(256, dtype=torch.uint8).repeat(40).reshape(40, 1, 16, 16)
+    made = []
+
+    class Watch(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            made.append(func.overloadpacket.__name__)
+            return func(*args, **(kwargs or {}))
+
+    with Watch():
+        pixels = to_unit_range(x)
+    assert made == ["div"]
+    assert pixels.dtype == torch.float32
+    expected = torch.tensor([v / 255 for v in range(256)], dtype=torch.float64).float()
+    assert torch.equal(pixels.reshape(-1)[:256], expected)
+    assert torch.equal(pixels, x.float().div_(255.0))

@@ -18,8 +18,9 @@ def near_equal_parts(at_most: int, *tensors: torch.Tensor) -> list[tuple[torch.T
 
 
 def to_unit_range(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels in 0..255 -> float32 in [0, 1], the space every attack works in."""
-    return x.float().div_(255.0)
+    """uint8 pixels in 0..255 -> float32 in [0, 1], the space every attack works in. One
+    operation (the division converts as it reads), the values of ``x.float() / 255``."""
+    return x / 255.0
 
 
 class TensorBatches:

@@ -98,6 +98,7 @@ dashboard: install ## Save the W&B workspace of the paper's figures: make dashbo
 bench: install ## Speed benchmarks (see BENCHMARKS.md for recorded results)
 	$(VENV)/bin/pip install -q -e '.[dev,bench]'
 	$(PY) -m benchmarks.training_loop
+	$(PY) -m benchmarks.step_overhead
 	$(PY) -m benchmarks.attacks
 	$(PY) -m benchmarks.clever
 	$(PY) -m benchmarks.protocol --measure-epochs 2 --measure-sources 100

@@ -225,3 +225,16 @@ def test_gpu_sharing_benchmark_runs_its_processes_at_toy_size(capsys):
         with pytest.raises(SystemExit):
             gpu_sharing.main(["--modes", "plain,graph"])
         assert "graph captures a CUDA graph and needs a CUDA GPU" in capsys.readouterr().err
+
+
+def test_step_overhead_benchmark_runs_at_toy_size(capsys):
+    """`python -m benchmarks.step_overhead` (the host's work in a step) must not rot: a row per
+    contender with a positive time, the Lightning rows slower than the plain loop's."""
+    from benchmarks import step_overhead
+
+    ms = step_overhead.main(["--steps", "60", "--repeats", "1"])
+    out = capsys.readouterr().out
+    for name in ("plain", "lightning", "torchmetrics"):
+        assert f"| {name} | " in out
+        assert ms[name][0] > 0
+    assert ms["lightning"][0] > ms["plain"][0]  # Lightning's hooks are work on the host

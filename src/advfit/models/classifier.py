@@ -23,9 +23,11 @@ class EpochTotals(Metric):
     update. A LeNet step at batch size 32 is a few dozen small kernels, on a GPU about as
     long as their count (BENCHMARKS.md, "The Lightning step's metrics"). Equal bit for bit to
     torchmetrics' weighted ``MeanMetric`` of the batches' losses and to its micro
-    ``MulticlassAccuracy`` (tests). No input checks: each would read a value back from the
-    device; the labels come from the data module, and a NaN loss makes the epoch's loss NaN.
-    The states are summed across processes, as torchmetrics' are.
+    ``MulticlassAccuracy`` (tests); not ``MeanMetric`` itself, which without its NaN check
+    (``nan_strategy="disable"``) drops the weights in torchmetrics 1.9. No input checks: each
+    would read a value back from the device; the labels come from the data module, and a NaN
+    loss makes the epoch's loss NaN. The states are summed across processes, as
+    torchmetrics' are.
     """
 
     full_state_update = False

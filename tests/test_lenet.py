@@ -208,3 +208,37 @@ def test_on_a_gpu_the_optimizer_is_fused_and_steps_like_the_default():
             opt.step()
     for a, b in zip(model.parameters(), reference.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_a_training_step_never_waits_for_the_device():
+    """With ten jobs sharing a GPU, a step that reads a value back waits for the other jobs'
+    kernels too. After the first step (the epoch's order is copied to the device and the
+    optimizer's state made then), a training step -- the batch's gather and conversion,
+    forward, loss, epoch totals, backward, fused Adam -- makes no synchronising call (CUDA's
+    sync debug mode raises on one), and the epoch's totals agree with the steps' losses."""
+    from functools import partial
+
+    from advfit.data import TensorBatches
+
+    torch.manual_seed(0)
+    model = _classifier(partial(torch.optim.Adam, lr=1e-3)).cuda()
+    optimizer = model.configure_optimizers()
+    x = torch.randint(0, 256, (128, 1, 28, 28), dtype=torch.uint8, device="cuda")
+    y = torch.randint(0, 10, (128,), device="cuda")
+    batches = iter(TensorBatches(x, y, 32, shuffle=True))
+    losses = []
+    for i in range(4):
+        torch.cuda.set_sync_debug_mode("error" if i else "default")
+        try:
+            optimizer.zero_grad()
+            loss = model._step(next(batches), "train")
+            loss.backward()
+            optimizer.step()
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+        losses.append(loss.item())
+    values = model._epoch_values("train")
+    assert values["loss"].item() == pytest.approx(sum(losses) / len(losses), rel=1e-6)
+    assert model.train_metrics.images.item() == 128
+    assert 0.0 <= values["acc"].item() <= 1.0

@@ -111,8 +111,9 @@ def torchmetrics_classifier(checks: bool):
             self.acc.reset()
 
     class TorchmetricsClassifier(Classifier):
-        @staticmethod
-        def _metrics(num_classes: int) -> Metric:
-            return Totals(num_classes)
+        def __init__(self, net, optimizer, **kwargs) -> None:
+            super().__init__(net, optimizer, **kwargs)
+            self.train_metrics = Totals(net.num_classes)
+            self.val_metrics = Totals(net.num_classes)
 
     return TorchmetricsClassifier

@@ -32,18 +32,18 @@ def test_lenet_rejects_unknown_activation():
 
 
 def test_the_classifiers_epoch_loss_is_nan_when_a_step_loss_is_nan():
-    """The epoch's loss keeps a NaN step (nan_strategy="disable") instead of dropping it with a
-    warning, and the accuracy takes the labels unchecked."""
+    """The epoch's loss keeps a NaN step instead of dropping it with a warning (as torchmetrics'
+    metrics do unless their NaN check is off), and the accuracy takes the labels unchecked."""
     from advfit.models import Classifier
 
     torch.manual_seed(0)
     model = Classifier(LeNet((1, 28, 28), 10), lambda params: torch.optim.SGD(params, lr=0.1))
     y = torch.arange(8) % 10
     model._step((torch.rand(8, 1, 28, 28), y), "train")
-    finite = model._epoch_values("train")["loss"]
+    finite = model._split_metrics("train").compute()["loss"]
     assert torch.isfinite(finite)
     model._step((torch.full((8, 1, 28, 28), float("nan")), y), "train")
-    values = model._epoch_values("train")
+    values = model._split_metrics("train").compute()
     assert torch.isnan(values["loss"])
     assert 0.0 <= values["acc"].item() <= 1.0
 
@@ -74,12 +74,14 @@ def test_the_classifiers_epoch_loss_and_accuracy_are_torchmetrics_weighted_ones(
             accuracy[split].update(logits, y)
             unweighted.append(loss)
     for split in ("train", "val"):
-        values = model._epoch_values(split)
+        values = model._split_metrics(split).compute()
         assert torch.equal(values["loss"], weighted[split].compute()), split
         assert torch.equal(values["acc"], accuracy[split].compute()), split
         assert values["acc"].dtype == torch.float32
     val_unweighted = torch.stack(unweighted[3:]).mean()
-    assert not torch.equal(model._epoch_values("val")["loss"], val_unweighted)  # told apart
+    assert not torch.equal(
+        model._split_metrics("val").compute()["loss"], val_unweighted
+    )  # told apart
     assert model.train_metrics.images == 71 and model.val_metrics.images == 517
     assert 0 < model.val_metrics.correct < 517  # the accuracy counts some, not all
     with pytest.warns(UserWarning, match="self.log"):  # no Trainer: logging is skipped
@@ -238,7 +240,7 @@ def test_on_a_gpu_a_training_step_never_waits_for_the_device():
         finally:
             torch.cuda.set_sync_debug_mode("default")
         losses.append(loss.item())
-    values = model._epoch_values("train")
+    values = model._split_metrics("train").compute()
     assert values["loss"].item() == pytest.approx(sum(losses) / len(losses), rel=1e-6)
     assert model.train_metrics.images.item() == 128
     assert 0.0 <= values["acc"].item() <= 1.0

@@ -78,14 +78,10 @@ class Classifier(pl.LightningModule):
         self.net = net
         self.optimizer_factory = optimizer
         self.fused_on_gpu = fused_on_gpu
-        self.train_metrics = self._metrics(net.num_classes)
-        self.val_metrics = self._metrics(net.num_classes)
-
-    @staticmethod
-    def _metrics(num_classes: int) -> Metric:
-        """One split's epoch metric: ``update(loss, logits, y)`` at each step, ``compute()``
-        -> ``{"loss", "acc"}`` (``num_classes`` is for metrics that need it)."""
-        return EpochTotals()
+        # One per split: ``update(loss, logits, y)`` at each step, ``compute()`` -> the
+        # epoch's ``{"loss", "acc"}`` so far.
+        self.train_metrics = EpochTotals()
+        self.val_metrics = EpochTotals()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -100,12 +96,8 @@ class Classifier(pl.LightningModule):
     def _split_metrics(self, split: str) -> Metric:
         return self.train_metrics if split == "train" else self.val_metrics
 
-    def _epoch_values(self, split: str) -> dict[str, torch.Tensor]:
-        """The epoch's mean loss over its images and its accuracy, so far."""
-        return self._split_metrics(split).compute()
-
     def _log_epoch(self, split: str) -> None:
-        for name, value in self._epoch_values(split).items():
+        for name, value in self._split_metrics(split).compute().items():
             self.log(f"{split}/{name}", value)
         self._split_metrics(split).reset()
 

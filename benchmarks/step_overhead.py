@@ -25,7 +25,6 @@ import statistics
 import time
 import warnings
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -33,7 +32,7 @@ from torch import nn
 from advfit.data import TensorBatches
 from advfit.models import Classifier
 from benchmarks.common import ratio_spread, ratios, torchmetrics_classifier
-from benchmarks.training_loop import EpochTimer
+from benchmarks.training_loop import fit_epochs
 
 SHAPE = (1, 4, 4)
 
@@ -71,23 +70,10 @@ def plain_epoch(x: torch.Tensor, y: torch.Tensor) -> float:
 def lightning_epoch(classifier, x: torch.Tensor, y: torch.Tensor) -> float:
     """Seconds of one epoch of ``classifier`` under a Trainer, its set-up not counted."""
     torch.manual_seed(0)
-    timer = EpochTimer()
-    trainer = pl.Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        deterministic=True,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-        log_every_n_steps=1,  # as advfit's trainer config
-        callbacks=[timer],
-    )
+    model = classifier(Linear(), _adam)
     batches = TensorBatches(x, y, 32, shuffle=True)
-    trainer.fit(classifier(Linear(), _adam), train_dataloaders=batches)
-    return timer.seconds[0]
+    # log_every_n_steps as advfit's trainer config has it.
+    return fit_epochs(model, batches, 1, deterministic=True, log_every_n_steps=1)[0]
 
 
 def main(argv: list[str] | None = None) -> dict[str, list[float]]:

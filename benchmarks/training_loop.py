@@ -52,16 +52,19 @@ class EpochTimer(pl.Callback):
         self.seconds.append(time.perf_counter() - self.started)
 
 
-def lightning_epoch(
-    shape, x, y, accelerator: str = "cpu", deterministic: bool = False, classifier=Classifier
-) -> float:
-    """The median second and third epoch of advfit's Classifier (or a subclass, ``classifier``)
-    fitted by a Trainer."""
-    torch.manual_seed(0)
-    model = classifier(LeNet(shape, 10), lambda params: torch.optim.Adam(params, lr=1e-3))
+def fit_epochs(
+    model: pl.LightningModule,
+    batches: TensorBatches,
+    epochs: int,
+    accelerator: str = "cpu",
+    deterministic: bool = False,
+    **trainer_options,
+) -> list[float]:
+    """Seconds of each training epoch of ``model`` fitted by a Trainer with nothing else to
+    do (no logger, checkpoint, bar or validation), its set-up not counted."""
     timer = EpochTimer()
     trainer = pl.Trainer(
-        max_epochs=EPOCHS,
+        max_epochs=epochs,
         accelerator=accelerator,
         devices=1,
         deterministic=deterministic,
@@ -72,9 +75,21 @@ def lightning_epoch(
         num_sanity_val_steps=0,
         limit_val_batches=0,
         callbacks=[timer],
+        **trainer_options,
     )
-    trainer.fit(model, train_dataloaders=TensorBatches(x, y, 32, shuffle=True))
-    return statistics.median(timer.seconds[1:])
+    trainer.fit(model, train_dataloaders=batches)
+    return timer.seconds
+
+
+def lightning_epoch(
+    shape, x, y, accelerator: str = "cpu", deterministic: bool = False, classifier=Classifier
+) -> float:
+    """The median second and third epoch of advfit's Classifier (or a subclass, ``classifier``)
+    fitted by a Trainer."""
+    torch.manual_seed(0)
+    model = classifier(LeNet(shape, 10), lambda params: torch.optim.Adam(params, lr=1e-3))
+    batches = TensorBatches(x, y, 32, shuffle=True)
+    return statistics.median(fit_epochs(model, batches, EPOCHS, accelerator, deterministic)[1:])
 
 
 def hand_epoch(shape, x, y) -> float:

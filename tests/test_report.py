@@ -383,3 +383,28 @@ def test_the_report_starts_without_lightning_or_torch():
     code = "import sys, advfit.report.__main__; print(sorted({'pytorch_lightning', 'torch'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_small_floats_keep_their_digits_in_both_renderings(tmp_path):
+    """A learning rate such as the normal regime's 1e-5 is shown as such in the runs table of
+    report.md and report.html, not rounded to 0 (3 decimals)."""
+    for fold, lr in enumerate((1e-5, 0.0001, 0.0024)):
+        write_run(tmp_path, "cifar10", "normal", fold, trend("normal", fold), lr=lr)
+    assert main([str(tmp_path), "--out", str(tmp_path / "out"), "--wandb", "disabled"]) == 0
+    md = (tmp_path / "out" / "report.md").read_text()
+    page = (tmp_path / "out" / "report.html").read_text()
+    rows = [line for line in md.splitlines() if "cifar10-normal-fold" in line and "](" in line]
+    assert [row.split("|")[4].strip() for row in rows] == ["1e-05", "0.0001", "0.0024"]
+    for shown in ("<td>1e-05</td>", "<td>0.0001</td>", "<td>0.0024</td>"):
+        assert shown in page
+    # Floats from 0.01 on keep three decimals, unparsed by the Markdown table writer.
+    from advfit.report.document import Table, to_markdown
+
+    text = to_markdown([Table(pd.DataFrame({"x": [0.5, 0.0, 12.3456]}))])
+    assert text.splitlines()[:5] == [
+        "|      x |",
+        "|-------:|",
+        "|  0.500 |",
+        "|  0.000 |",
+        "| 12.346 |",
+    ]

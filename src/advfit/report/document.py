@@ -55,8 +55,12 @@ Block = Heading | Para | Table | Bullets | Image | Code
 
 
 def _cell(value) -> str:
+    """A table cell's text: floats to 3 decimals, but those under 0.01 (a learning rate such
+    as the normal regime's 1e-5) to 3 significant digits, which 3 decimals would show as 0."""
     if isinstance(value, float):
-        return "" if pd.isna(value) else f"{value:.3f}"
+        if pd.isna(value):
+            return ""
+        return f"{value:.3g}" if 0 < abs(value) < 0.01 else f"{value:.3f}"
     return str(value)
 
 
@@ -81,8 +85,15 @@ def to_markdown(blocks: list[Block]) -> str:
                 frame = frame.drop(columns=target)
             if block.badge:
                 frame[block.badge] = [f"**{v}**" for v in frame[block.badge]]
+            align = [
+                "right" if pd.api.types.is_numeric_dtype(frame[c]) else "left"
+                for c in frame.columns
+            ]
             frame = frame.map(lambda v: _md_escape(_cell(v)))
-            lines += [frame.to_markdown(index=False), ""]
+            # The cells are formatted already: tabulate must not parse them back into numbers
+            # and format them again (3 decimals "0.000" for 1e-4 became "0", "0.500" "0.5").
+            text = frame.to_markdown(index=False, disable_numparse=True, colalign=align)
+            lines += [text, ""]
         elif isinstance(block, Bullets):
             lines += [*(f"- {item}" for item in block.items), ""]
         elif isinstance(block, Image):

@@ -408,3 +408,23 @@ def test_small_floats_keep_their_digits_in_both_renderings(tmp_path):
         "|  0.000 |",
         "| 12.346 |",
     ]
+
+
+def test_a_metric_scored_every_kth_snapshot_is_drawn_as_one_joined_line(tmp_path):
+    """metrics.every_k leaves NaN between the scored epochs; the figure's line joins the
+    scored epochs (a NaN would break it into separate dots)."""
+    import matplotlib.pyplot as plt
+
+    from advfit.report.figures import draw
+
+    for fold in (0, 1):
+        epochs = trend("normal", fold)
+        epochs["loss_sensitivity"] = np.where(
+            epochs["epoch"] % 5 == 0, epochs["epoch"] / 10, np.nan
+        )
+        write_run(tmp_path, "cifar10", "normal", fold, epochs)
+    runs = collect([tmp_path]).groups()[("cifar10", "normal")]
+    fig = draw(6, {"cifar10": aggregate(runs)}, tmp_path / "figs")
+    line = fig.axes[0].containers[0].lines[0]  # the errorbar's data line
+    assert list(line.get_xdata()) == [5, 10] and list(line.get_ydata()) == [0.5, 1.0]
+    plt.close("all")

@@ -141,9 +141,12 @@ def draw(
     for ax, (panel, table) in zip(axes[0], drawable.items(), strict=True):
         folds = int(table["n_folds"].max())
         for column, label in figure.series_for(table).items():
-            mean, std = table["mean"][column], table["std"][column]
+            # Epochs a series has no value at (metrics scored every k-th snapshot) are left
+            # out, so that the line joins the scored epochs instead of breaking at each gap.
+            scored = table["mean"][column].notna()
+            mean, std = table["mean"][column][scored], table["std"][column][scored]
             ax.errorbar(
-                table.index,
+                mean.index,
                 mean,
                 yerr=None if folds < 2 else std,
                 label=label,

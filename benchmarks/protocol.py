@@ -15,7 +15,9 @@ the whole launch.
 
 A run can be measured short and extrapolated (labelled so in the table): training,
 validation, classifying and the metrics scale with the epochs (they are per epoch or per
-snapshot), crafting with the number of sources (on a CPU; on a GPU it grows with the number
+snapshot; training and each metric from the first epoch or snapshot once plus the others'
+mean for the rest, so that the first one's one-off costs are not multiplied), crafting
+with the number of sources (on a CPU; on a GPU it grows with the number
 of batches instead, so measure the attacks at the protocol's sources there). The protocol's
 total is the runs' seconds times folds / run folds, over the jobs at once. ``--run-folds 5
 --jobs 10`` runs every fold, ten at once, much as ``make paper`` does on ten or more cores
@@ -180,20 +182,39 @@ def run_once(
     return summary, wall
 
 
+def per_item(each: list[float] | None, total: float, measured: int, target: int) -> float:
+    """Seconds for ``target`` epochs (or snapshots) from ``measured`` of them: with each one's
+    seconds, the first as measured and the mean of the others for the rest, so that one-off
+    costs of the first (a GPU's lazy kernel loading, caches warming) count once, not
+    ``target / measured`` times; otherwise ``total`` scaled."""
+    if each and len(each) == measured >= 2:
+        return each[0] + (target - 1) * sum(each[1:]) / (measured - 1)
+    return total * target / measured
+
+
 def stages(summary: dict, wall: float, epochs: int, sources: int, target: dict) -> dict:
     """Seconds per stage of one run, scaled to ``target`` epochs and sources."""
     seconds = summary["seconds"]
     replay = summary["replay"]["seconds"]
     per_snapshot = summary.get("metrics_seconds_per_snapshot", {})
+    by_snapshot = summary.get("metrics_seconds_by_snapshot", {})
     e = target["epochs"] / epochs
     s = target["sources"] / sources
     metric_total = sum(per_snapshot.values()) * epochs
     row = {
-        "train": seconds["train"] * e,
+        "train": per_item(seconds.get("train_epochs"), seconds["train"], epochs, target["epochs"]),
         "validate": seconds["validate"] * e,
         **{k.replace("craft_", "attack "): v * s for k, v in replay.items() if k != "replay"},
         "classify snapshots": (replay["replay"] - metric_total) * e,
-        **{m: per_snapshot.get(m, 0.0) * target["epochs"] for m in METRICS},
+        **{
+            m: per_item(
+                by_snapshot.get(m),
+                per_snapshot.get(m, 0.0) * epochs,
+                epochs,
+                target["epochs"],
+            )
+            for m in METRICS
+        },
     }
     measured_parts = (
         seconds["train"]

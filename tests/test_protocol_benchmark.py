@@ -1,5 +1,6 @@
 """The protocol benchmark at toy size, so it cannot rot: every stage in its table."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +44,34 @@ def test_protocol_benchmark_times_every_stage_at_toy_size(tmp_path, fmnist_dir, 
     assert sorted(x[: x.index(" in ")] for x in lines) == [
         f"finished cifar10 / overfit / fold {fold} on cpu" for fold in (0, 1)
     ]
+    # Each run's summary holds every epoch's and every scored snapshot's seconds.
+    for summary in out.rglob("summary.json"):
+        s = json.loads(summary.read_text())
+        assert len(s["seconds"]["train_epochs"]) == 2
+        assert sum(s["seconds"]["train_epochs"]) == pytest.approx(s["seconds"]["train"])
+        assert len(s["metrics_seconds_by_snapshot"]["clever"]) == 2
     (line,) = [x for x in lines if "fold 0" in x]
     assert f"train {table['train'][0]:,.1f}" in line and "attack cw " in line and "clever " in line
+
+
+def test_extrapolation_counts_the_first_epochs_one_off_costs_once():
+    """Training and each metric: the first epoch (snapshot) as measured, the others' mean for
+    the rest; a total alone is scaled."""
+    assert protocol.per_item([5.0, 1.0, 2.0], 8.0, 3, 35) == pytest.approx(5 + 34 * 1.5)
+    assert protocol.per_item([5.0, 1.0, 2.0], 8.0, 3, 3) == pytest.approx(8.0)  # as measured
+    assert protocol.per_item(None, 8.0, 2, 35) == pytest.approx(140.0)
+    assert protocol.per_item([8.0], 8.0, 1, 35) == pytest.approx(280.0)  # one: nothing to tell
+    summary = {
+        "seconds": {"train": 12.0, "validate": 1.0, "train_epochs": [6.0, 3.0, 3.0]},
+        "replay": {"seconds": {"craft_cw": 4.0, "replay": 9.0}},
+        "metrics_seconds_per_snapshot": {"clever": 2.0},
+        "metrics_seconds_by_snapshot": {"clever": [4.0, 1.0, 1.0]},
+    }
+    row = protocol.stages(summary, 40.0, 3, 100, {"epochs": 35, "sources": 1000})
+    assert row["train"] == pytest.approx(6 + 34 * 3)
+    assert row["clever"] == pytest.approx(4 + 34 * 1)
+    assert row["classify snapshots"] == pytest.approx((9 - 6) * 35 / 3)
+    assert row["attack cw"] == pytest.approx(40.0)
 
 
 @pytest.mark.parametrize("shape, side", [("cifar10", 32), ("stl10", 96)])

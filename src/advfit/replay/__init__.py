@@ -224,5 +224,7 @@ class Replay:
             metrics_seconds_per_snapshot={
                 key: sum(values) / len(values) for key, values in metric_seconds.items()
             },
+            # Each scored snapshot's seconds, in epoch order (the first carries one-off costs).
+            metrics_seconds_by_snapshot=metric_seconds,
         )
         return ReplayResult(merged, distances, summary, sets, examples)

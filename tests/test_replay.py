@@ -144,6 +144,11 @@ def test_evaluate_bad_run_directories(trained, tmp_path):
     run, _ = trained
     result = run_cli("evaluate.py", f"run_dir={tmp_path / 'nothing'}", cwd=tmp_path)
     assert result.returncode == 2 and "is not a run directory" in result.stderr + result.stdout
+    # No run_dir at all: what to pass, not a traceback.
+    result = run_cli("evaluate.py", cwd=tmp_path)
+    said = result.stderr + result.stdout
+    assert result.returncode == 2 and "evaluate.py needs run_dir=<a run directory>" in said
+    assert "Traceback" not in said
 
     # The other refusals in-process (the exit status and the message's path are above).
     copy = tmp_path / "corrupt"

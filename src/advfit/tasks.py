@@ -184,6 +184,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     nothing changes when a check fails; ``DONE`` is removed while the run's files change and
     written again at the end when training had completed.
     """
+    if OmegaConf.is_missing(cfg, "run_dir") or not str(cfg.run_dir).strip():
+        raise RunError(
+            "evaluate.py needs run_dir=<a run directory>, e.g. python evaluate.py "
+            "run_dir=multirun/demo/fashion_mnist-normal-fold0-seed0"
+        )
     run = RunDir(cfg.run_dir)
     if not run.config.is_file():
         raise RunError(f"run_dir={cfg.run_dir} is not a run directory: {run.config} is missing")

@@ -85,6 +85,7 @@ def test_regime_sets_epochs_and_users_override_with_known_names(tmp_path):
         ("fold=5", r"fold=5 is invalid: accepted values are 0..4"),
         ("n_folds=1", r"n_folds=1 is invalid"),
         ("regime.lr=-0.1", r"regime.lr=-0.1 is invalid"),
+        ("model.optimizer.lr=-1", r"model.optimizer.lr=-1 is invalid: the learning rate must"),
         ("trainer.max_epochs=0", r"trainer.max_epochs=0 is invalid"),
     ],
 )

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from advfit.data import FashionMNISTDataModule, to_unit_range
+from advfit.errors import ConfigError
 from advfit.models import LeNet
 from advfit.rundir import RunDir
 from advfit.tasks import train
@@ -236,6 +237,14 @@ def test_bad_values_are_refused_before_training(tmp_path, fmnist_dir, args, mess
     with pytest.raises(Exception) as err:
         train(compose_cfg(["logger=none", *args], tmp_path, data_dir=fmnist_dir))
     assert message in str(err.value)
+    assert not list(tmp_path.rglob("DONE")) and not list(tmp_path.rglob("epoch_*.pt"))
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_a_gpu_asked_for_where_there_is_none_is_a_config_error(tmp_path, fmnist_dir):
+    cfg = compose_cfg(["logger=none", "trainer.accelerator=gpu"], tmp_path, data_dir=fmnist_dir)
+    with pytest.raises(ConfigError, match=r"trainer refuses its settings: .*accelerator=gpu"):
+        train(cfg)
     assert not list(tmp_path.rglob("DONE")) and not list(tmp_path.rglob("epoch_*.pt"))
 
 

@@ -143,6 +143,14 @@ def validate_train_config(cfg: DictConfig) -> None:
         isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0,
         f"regime.lr={lr!r} is invalid: the learning rate must be a positive number",
     )
+    # The optimizer takes regime.lr unless it is overridden itself.
+    opt_lr = OmegaConf.select(cfg, "model.optimizer.lr")
+    if opt_lr is not None:
+        _require(
+            isinstance(opt_lr, (int, float)) and not isinstance(opt_lr, bool) and opt_lr > 0,
+            f"model.optimizer.lr={opt_lr!r} is invalid: the learning rate must be a positive "
+            "number (it is regime.lr unless set)",
+        )
     epochs = _int(cfg, "trainer.max_epochs")
     _require(epochs >= 1, f"trainer.max_epochs={epochs} is invalid: it must be >= 1")
     regime = OmegaConf.select(cfg, "regime.name")

@@ -12,10 +12,11 @@ import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from advfit.checkpoints import AtomicCheckpointIO, usable_checkpoint
 from advfit.config import replay_attacks, validate_train_config
-from advfit.errors import RunError
+from advfit.errors import ConfigError, RunError
 from advfit.loggers import close, finish_loggers, log_replay, open_wandb_run, start_loggers
 from advfit.replay import Replay
 from advfit.rundir import RunDir
@@ -112,13 +113,23 @@ def build_trainer(cfg: DictConfig, loggers: list[Any]) -> pl.Trainer:
     bars = cfg.trainer.get("enable_progress_bar", True) and parallel_jobs() == 1
     if not bars:
         callbacks = [c for c in callbacks if not isinstance(c, pl.callbacks.ProgressBar)]
-    return instantiate(
-        cfg.trainer,
-        callbacks=callbacks,
-        logger=loggers or False,
-        plugins=[AtomicCheckpointIO()],
-        enable_progress_bar=bars,
-    )
+    try:
+        return instantiate(
+            cfg.trainer,
+            callbacks=callbacks,
+            logger=loggers or False,
+            plugins=[AtomicCheckpointIO()],
+            enable_progress_bar=bars,
+        )
+    except Exception as err:  # Hydra wraps what Lightning refuses (an absent GPU, ...)
+        cause = err.__cause__
+        if not isinstance(cause, MisconfigurationException):
+            raise
+        raise ConfigError(
+            f"the trainer refuses its settings: {cause} (trainer.accelerator="
+            f"{cfg.trainer.get('accelerator')}, trainer.devices={cfg.trainer.get('devices')}; "
+            "trainer.accelerator=auto takes a GPU when there is one, else the CPU)"
+        ) from None
 
 
 def train(cfg: DictConfig) -> dict[str, Any]:

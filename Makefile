@@ -63,8 +63,8 @@ demo: install ## The main job: a small real study on Fashion-MNIST (minutes on a
 	$(PY) -m advfit.report multirun/demo
 
 # make paper runs JOBS runs at once (default: one per core, at most the 10 of a sweep), each
-# with cores / JOBS threads: on 2 cores two 1-thread jobs train 32x32 LeNet 1.8x faster than
-# one 2-thread job and are level on 96x96 (BENCHMARKS.md, "The whole protocol"). JOBS=1 runs
+# with cores / JOBS threads: on 2 cores two 1-thread jobs train 32x32 LeNet faster than one
+# 2-thread job and are level on 96x96 (BENCHMARKS.md, "The whole protocol"). JOBS=1 runs
 # one at a time with every core.
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 10 ? n : 10 )))
 PAPER_LAUNCH = hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)

@@ -1,8 +1,8 @@
 """The host's work in a training step: what a GPU's step is made of when the network is small.
 
 On a GPU, LeNet's arithmetic at batch size 32 is a fraction of a millisecond and the step's
-time is the host's: Python, Lightning's hooks and one dispatch per operation (an H200 ran
-advfit's Lightning step in 4.1 ms alone, the plain step in 2.0-2.25 ms; BENCHMARKS.md). On a
+time is the host's: Python, Lightning's hooks and one dispatch per operation (BENCHMARKS.md,
+"On a GPU again": advfit's Lightning step took about twice the plain step there). On a
 CPU that work hides behind LeNet's convolutions, so here the network is one linear layer on
 1x4x4 inputs, whose arithmetic is negligible, and each contender fits one epoch of ``--steps``
 batches of 32 (after one warm-up round; the Trainer's set-up not counted), interleaved over

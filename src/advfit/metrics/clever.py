@@ -104,9 +104,9 @@ class Clever:
         images_per_pass: images whose pools are drawn together (one pool of 500 points).
         points_per_pass: at most this many points differentiated together (near-equal
             passes); the scores do not depend on it (up to float rounding). ``"auto"``: 100
-            on the CPU (fastest on a 2-core CPU for 96x96 inputs: larger passes leave the
-            cache), all of a pass's points on a GPU (on an H200 2.8x faster than 100 for
-            32x32 inputs, 1.3x for 96x96; BENCHMARKS.md).
+            on the CPU (fastest measured on a 2-core CPU for 96x96 inputs: larger passes leave
+            the cache), all of a pass's points on a GPU (faster there than passes of 100;
+            BENCHMARKS.md, "On a GPU").
     """
 
     def __init__(
@@ -184,8 +184,9 @@ class Clever:
             points = torch.empty_like(points, memory_format=torch.channels_last).copy_(points)
         else:
             # NCHW on the CPU: LeNet's first convolution differentiates its input with the
-            # column kernel there (advfit.models.conv), CLEVER 1.3-1.9x faster than with
-            # oneDNN on channels-last points, which it used before (BENCHMARKS.md).
+            # column kernel there (advfit.models.conv), faster than oneDNN on channels-last
+            # points, which it used before (BENCHMARKS.md, "The first convolution's input
+            # gradient").
             points = points.contiguous()
         points = points.detach().requires_grad_(True)
         dims = tuple(range(1, points.dim()))
@@ -208,9 +209,10 @@ class Clever:
     def evaluate(self, net: nn.Module, x: torch.Tensor) -> CleverResult:
         """CLEVER of each image in ``x`` (pixels in [0, 1]), with its per-class scores."""
         generator = torch.Generator().manual_seed(self.seed)
-        # The points are drawn where the network runs: drawn on the CPU and copied, 10 96x96
-        # images' points took 0.30 s on an H200 machine, against 0.44 s for the rest of their
-        # CLEVER (BENCHMARKS.md). On the CPU one generator draws points and samples alike.
+        # The points are drawn where the network runs: drawn on the CPU and copied to a GPU
+        # they took about as long as the rest of CLEVER there (BENCHMARKS.md, "On a GPU, with
+        # the replay there").
+        # On the CPU one generator draws points and samples alike.
         at_device = (
             generator
             if x.device.type == "cpu"

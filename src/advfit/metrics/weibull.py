@@ -2,7 +2,7 @@
 
 CLEVER (and IBM ART's ``clever_t``) estimates a local Lipschitz constant as the location of
 a reverse Weibull fitted to gradient-norm maxima: ``weibull_min.fit(-maxima, c_init,
-optimizer=scipy.optimize.fmin)``, one scipy call per (image, class), about 25 ms each.
+optimizer=scipy.optimize.fmin)``, one scipy call per (image, class).
 :func:`fit_weibull_min` runs that same procedure for every row of a 2-D array in lock step:
 scipy's starting point, scipy's
 penalised negative log-likelihood, and the Nelder-Mead of ``scipy.optimize.fmin`` with its

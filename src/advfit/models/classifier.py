@@ -63,9 +63,9 @@ class Classifier(pl.LightningModule):
         optimizer: a partial optimizer (``_partial_: true`` in config) taking the parameters.
         fused_on_gpu: on a CUDA device, build an optimizer that has a fused implementation
             (Adam, AdamW, SGD) with ``fused=True`` unless the config sets ``fused`` itself:
-            one kernel a step for all parameters instead of several. On an H200 with ten runs
-            sharing the GPU it cut a CIFAR-10-sized run's training by about 8% (BENCHMARKS.md).
-            The CPU keeps the default implementation, so CPU results do not change.
+            one kernel a step for all parameters instead of several, which shortened training
+            with ten runs sharing one GPU (BENCHMARKS.md, "On a GPU again"). The CPU keeps the
+            default implementation, so CPU results do not change.
     """
 
     def __init__(

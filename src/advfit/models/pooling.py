@@ -1,12 +1,11 @@
 """Max pooling that classifies faster on the CPU, with the values of ``nn.MaxPool2d``.
 
 PyTorch's CPU kernel for max pooling in the default (NCHW) layout is slow on small
-windows: on LeNet's first pool (6 maps of 28x28, 250 images) it takes about 7 ms, some 35
-times a ReLU over the same tensor, and LeNet's two pools are about 40% of its forward pass
-on 32x32 inputs. For LeNet's windows (2x2, stride 2) the maximum of the
-four strided quarter views (``x[..., 0::2, 0::2]`` and so on) is the same number, computed
-2.5-6x faster; LeNet classifies 32x32 images about 1.6x faster with it (BENCHMARKS.md, "Max
-pooling without a gradient"). The maximum is exact: every output equals the kernel's, NaN
+windows: on LeNet's first pool it takes many times as long as a ReLU over the same tensor,
+and LeNet's two pools are a large share of its forward pass on 32x32 inputs. For LeNet's
+windows (2x2, stride 2) the maximum of the four strided quarter views (``x[..., 0::2,
+0::2]`` and so on) is the same number, computed several times faster, and LeNet classifies
+faster with it (BENCHMARKS.md, "Max pooling without a gradient", for the timings). The maximum is exact: every output equals the kernel's, NaN
 included (where a window's maximum is a zero, its sign may differ: -0.0 and 0.0 are the same
 number, so nothing computed from them differs).
 

@@ -243,7 +243,14 @@ def test_bad_values_are_refused_before_training(tmp_path, fmnist_dir, args, mess
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_a_gpu_asked_for_where_there_is_none_is_a_config_error(tmp_path, fmnist_dir):
     cfg = compose_cfg(["logger=none", "trainer.accelerator=gpu"], tmp_path, data_dir=fmnist_dir)
-    with pytest.raises(ConfigError, match=r"trainer refuses its settings: .*accelerator=gpu"):
+    with pytest.raises(ConfigError, match=r"trainer.accelerator=gpu is invalid here: .*no CUDA"):
+        train(cfg)
+    assert not list(tmp_path.rglob("DONE")) and not list(tmp_path.rglob("epoch_*.pt"))
+
+
+def test_settings_the_trainer_refuses_are_a_config_error(tmp_path, fmnist_dir):
+    cfg = compose_cfg(["logger=none", "trainer.devices=0"], tmp_path, data_dir=fmnist_dir)
+    with pytest.raises(ConfigError, match=r"trainer refuses its settings: .*devices=0"):
         train(cfg)
     assert not list(tmp_path.rglob("DONE")) and not list(tmp_path.rglob("epoch_*.pt"))
 

@@ -151,6 +151,15 @@ def validate_train_config(cfg: DictConfig) -> None:
             f"model.optimizer.lr={opt_lr!r} is invalid: the learning rate must be a positive "
             "number (it is regime.lr unless set)",
         )
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator")).lower()
+    if accelerator in ("gpu", "cuda"):
+        import torch
+
+        _require(
+            torch.cuda.is_available(),
+            f"trainer.accelerator={accelerator} is invalid here: this machine has no CUDA GPU "
+            "(trainer.accelerator=auto takes a GPU when there is one, else the CPU)",
+        )
     epochs = _int(cfg, "trainer.max_epochs")
     _require(epochs >= 1, f"trainer.max_epochs={epochs} is invalid: it must be >= 1")
     regime = OmegaConf.select(cfg, "regime.name")

@@ -330,9 +330,15 @@ def main(argv: list[str] | None = None) -> int:
                 for k, v in row.items()
                 if k not in ("shape", "regime", "fold", "device", "run", "metrics / training")
             )
+            each = summary["seconds"].get("train_epochs") or []
+            measured = (
+                f"; measured training epochs {', '.join(f'{t:.2f}' for t in each)} s"
+                if each
+                else ""
+            )
             print(
                 f"finished {what} on {row['device']} in {wall:,.0f} s "
-                f"({row['run']:,.0f} s per run at the protocol's settings: {parts})",
+                f"({row['run']:,.0f} s per run at the protocol's settings: {parts}{measured})",
                 flush=True,
             )
             return row

@@ -52,6 +52,7 @@ def test_protocol_benchmark_times_every_stage_at_toy_size(tmp_path, fmnist_dir, 
         assert len(s["metrics_seconds_by_snapshot"]["clever"]) == 2
     (line,) = [x for x in lines if "fold 0" in x]
     assert f"train {table['train'][0]:,.1f}" in line and "attack cw " in line and "clever " in line
+    assert "; measured training epochs " in line  # the first epoch's one-off costs show
 
 
 def test_extrapolation_counts_the_first_epochs_one_off_costs_once():

@@ -428,3 +428,33 @@ def test_a_metric_scored_every_kth_snapshot_is_drawn_as_one_joined_line(tmp_path
     line = fig.axes[0].containers[0].lines[0]  # the errorbar's data line
     assert list(line.get_xdata()) == [5, 10] and list(line.get_ydata()) == [0.5, 1.0]
     plt.close("all")
+
+
+def test_the_report_lists_what_each_fold_gives_the_verdict(tmp_path):
+    """Per fold, the ASR change after the best epoch against a hand fit (scipy), the best
+    epoch, and whether the fold agrees; the same rows in verdict_folds.csv and report.md."""
+    from scipy.stats import linregress
+
+    slopes = [0.03, -0.03, 0.02, -0.02, 0.0]
+    runs = [
+        write_run(tmp_path, "cifar10", "overfit", f, frame)
+        for f, frame in enumerate(fold_curves("overfit", slopes))
+    ]
+    assert main([str(tmp_path), "--out", str(tmp_path / "out"), "--wandb", "disabled"]) == 0
+    folds = pd.read_csv(tmp_path / "out" / "verdict_folds.csv")
+    assert folds["fold"].tolist() == [0, 1, 2, 3, 4] and (folds["best_epoch"] == 4).all()
+    changes = []
+    for run in runs:
+        e = run.read_epochs().query("epoch > 4")
+        changes.append(linregress(e["epoch"], e["asr_fgsm"]).slope * 7)
+    assert folds["asr_change"].to_numpy() == pytest.approx(changes)
+    assert folds["agrees"].tolist() == [c <= 0.02 for c in changes]
+    # Validation accuracy falls by 0.02 an epoch over the 8 epochs after the best.
+    assert folds["val_drop"].to_numpy() == pytest.approx([0.16] * 5)
+    text = (tmp_path / "out" / "report.md").read_text()
+    rows = [
+        line for line in text.splitlines() if line.startswith("| cifar10 ") and "| fgsm " in line
+    ]
+    per_fold = [r for r in rows if r.count("|") == 11]
+    assert [r.split("|")[7].strip() for r in per_fold] == [f"{c:+.3f}" for c in changes]
+    assert [r.split("|")[10].strip() for r in per_fold] == ["no", "yes", "no", "yes", "yes"]

@@ -72,10 +72,15 @@ def test_report_html_renders_tables_badges_and_figures_in_a_browser(tmp_path):
         match = re.search(r'<pre id="probe">(.*?)</pre>', dom, re.S)
         assert match, dom[-2000:]
         seen = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
-        verdict, distance = seen["tables"][0], seen["tables"][1]
+        verdict, per_fold, distance = seen["tables"][:3]
         assert verdict[0][:4] == ["dataset", "regime", "attack", "folds"]
         assert [row[1:3] for row in verdict[1:]] == [["normal", "fgsm"], ["overfit", "fgsm"]]
         assert [row[-1] for row in verdict[1:]] == ["holds", "holds"]
+        # Per fold: the fixture's 3 finished folds of each regime, each on the claim's side.
+        assert per_fold[0][3] == "fold" and per_fold[0][-1] == "agrees"
+        assert [(row[1], row[3], row[-1]) for row in per_fold[1:]] == [
+            (regime, str(fold), "yes") for regime in ("normal", "overfit") for fold in range(3)
+        ]
         assert [row[2] for row in distance[1:]] == ["fgsm", "fgsm"]
         assert "9.11 ± 0.95" in distance[1]
         assert [b[0] for b in seen["badges"]] == ["holds", "holds"]

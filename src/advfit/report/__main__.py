@@ -28,7 +28,7 @@ from advfit.report.document import (
     to_markdown,
 )
 from advfit.report.figures import FIGURES, KEY, draw
-from advfit.report.verdict import Thresholds, verdict
+from advfit.report.verdict import Thresholds, fold_numbers, verdict
 
 log = logging.getLogger("advfit.report")
 
@@ -73,6 +73,30 @@ def verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
             ],
             "agreeing": verdicts["folds_agreeing"],
             "verdict": verdicts["holds"],
+        }
+    )
+
+
+def signed(value: float) -> str:
+    return "" if pd.isna(value) else f"{value:+.3f}"
+
+
+def folds_table(folds: pd.DataFrame) -> pd.DataFrame:
+    """The per-fold numbers as shown: what each fold gives the verdict's means."""
+    return pd.DataFrame(
+        {
+            "dataset": folds["dataset"],
+            "regime": folds["regime"],
+            "attack": folds["attack"],
+            "fold": folds["fold"],
+            "best epoch": folds["best_epoch"],
+            "rho(test acc, ASR)": [signed(v) for v in folds["rho"]],
+            "ASR change after best": [signed(v) for v in folds["asr_change"]],
+            "val acc drop": [signed(v) for v in folds["val_drop"]],
+            "val loss rise": [signed(v) for v in folds["val_loss_rise"]],
+            "agrees": [
+                "" if pd.isna(v) else ("yes" if v else "no") for v in folds["agrees"].tolist()
+            ],
         }
     )
 
@@ -125,10 +149,14 @@ def build(
         if draw(figure, {title: tables[k] for title, k in keys.items()}, out, best) is not None:
             figures.append(figure)
 
-    distance_rows, verdict_rows = [], []
+    distance_rows, verdict_rows, fold_rows = [], [], []
     for key, runs in groups.items():
         for row in pooled_distances(runs).to_dict("records"):
             distance_rows.append(
+                {"dataset": panel_title(key, sweep.group_keys), "regime": key[1], **row}
+            )
+        for row in fold_numbers(key[1], runs, thresholds).to_dict("records"):
+            fold_rows.append(
                 {"dataset": panel_title(key, sweep.group_keys), "regime": key[1], **row}
             )
         for row in verdict(key[1], runs, thresholds).to_dict("records"):
@@ -142,6 +170,7 @@ def build(
             )
     distances = pd.DataFrame(distance_rows)
     verdicts = pd.DataFrame(verdict_rows)
+    folds = pd.DataFrame(fold_rows)
     shown = None
     if not distances.empty:
         shown = distances.assign(
@@ -156,8 +185,9 @@ def build(
     if not verdicts.empty:
         verdicts.to_csv(out / "verdict.csv", index=False)
         (out / "verdict.md").write_text(to_markdown(verdict_blocks(verdicts)))
+        folds.to_csv(out / "verdict_folds.csv", index=False)
 
-    blocks = document(paths, out, sweep, groups, thresholds, verdicts, shown, figures)
+    blocks = document(paths, out, sweep, groups, thresholds, verdicts, folds, shown, figures)
     report = out / "report.md"
     report.write_text(to_markdown(blocks))
     (out / "report.html").write_text(to_html(blocks, out, "advfit report"))
@@ -176,7 +206,7 @@ def build(
     return report
 
 
-def document(paths, out, sweep, groups, thresholds, verdicts, distances, figures) -> list:
+def document(paths, out, sweep, groups, thresholds, verdicts, folds, distances, figures) -> list:
     """The report's content, the same for report.md and report.html."""
     blocks: list = [
         Heading(1, "advfit report"),
@@ -200,6 +230,19 @@ def document(paths, out, sweep, groups, thresholds, verdicts, distances, figures
         blocks.append(Para("(no verdict: no attack columns)"))
     else:
         blocks += verdict_blocks(verdicts)
+        blocks += [
+            Heading(3, "Per fold"),
+            Para(
+                "What each fold gives the means above: its best epoch (where the attacks were "
+                "crafted), Spearman rho over its replayed epochs, the ASR change across its "
+                "epochs after the best, how far validation accuracy falls after the best and "
+                "how far validation loss ends above its minimum (relative); 'agrees' when the "
+                f"fold lies on the claim's side (rho at least {thresholds.min_rho} in the "
+                f"normal regime, an ASR change at most {thresholds.max_asr_rise} in the "
+                "overfitting one)."
+            ),
+            Table(folds_table(folds)),
+        ]
     blocks.append(Heading(2, "Distances (Tables 2-5)"))
     blocks.append(Table(distances) if distances is not None else Para("(none)"))
     blocks.append(Heading(2, "Figures"))

@@ -223,12 +223,37 @@ def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[s
     )
 
 
+def fold_numbers(regime: str, runs: list[Run], t: Thresholds) -> pd.DataFrame:
+    """One row per attack and fold: what the verdict reads from that fold (its best epoch,
+    rho, ASR change after the best, validation drop and loss rise) and whether the fold lies
+    on the claim's side (rho at or above ``min_rho`` in the normal regime, an ASR change at or
+    below ``max_asr_rise`` in the overfitting one): the report's per-fold table."""
+    rows = []
+    for column in attack_columns(runs):
+        for run in runs:
+            numbers = per_fold(run, column, t)
+            if regime == "overfit":
+                value, agrees = numbers["asr_change"], numbers["asr_change"] <= t.max_asr_rise
+            else:
+                value, agrees = numbers["rho"], numbers["rho"] >= t.min_rho
+            rows.append(
+                {
+                    "attack": column[len("asr_") :],
+                    "best_epoch": int(run.summary["best_epoch"]),
+                    **numbers,
+                    "agrees": None if math.isnan(value) else bool(agrees),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def verdict(regime: str, runs: list[Run], t: Thresholds) -> pd.DataFrame:
     """One row per attack: the per-fold numbers' means with 95% intervals, the folds that
     agree, the verdict and its reasons."""
     rows = []
+    numbers = fold_numbers(regime, runs, t)
     for column in attack_columns(runs):
-        folds = pd.DataFrame([per_fold(run, column, t) for run in runs])
+        folds = numbers[numbers["attack"] == column[len("asr_") :]].reset_index(drop=True)
         holds, reasons, n = decide(regime, folds, t)
         rows.append(
             {

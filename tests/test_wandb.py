@@ -275,6 +275,10 @@ def test_report_logs_a_report_run_with_figures_tables_and_the_html(logged, tmp_p
         assert (path.parent / "files" / image["path"]).stat().st_size > 1000
     verdict = json.loads((path.parent / "files" / logged_value(row, "verdict")["path"]).read_text())
     assert len(verdict["data"]) == 1 and "verdict" in verdict["columns"]  # one attack: FGSM
+    folds = json.loads(
+        (path.parent / "files" / logged_value(row, "verdict_folds")["path"]).read_text()
+    )
+    assert "agrees" in folds["columns"] and len(folds["data"]) == 1  # one fold, one attack
     distances = json.loads(
         (path.parent / "files" / logged_value(row, "distances")["path"]).read_text()
     )

@@ -199,6 +199,7 @@ def build(
             {f.name: f"{f.caption} {KEY}" for f in figures},
             {
                 "verdict": None if verdicts.empty else verdict_table(verdicts),
+                "verdict_folds": None if folds.empty else folds_table(folds),
                 "distances": shown,
             },
             verdicts,

@@ -121,14 +121,13 @@ def build_trainer(cfg: DictConfig, loggers: list[Any]) -> pl.Trainer:
             plugins=[AtomicCheckpointIO()],
             enable_progress_bar=bars,
         )
-    except Exception as err:  # Hydra wraps what Lightning refuses (an absent GPU, ...)
+    except Exception as err:  # Hydra wraps what Lightning refuses (trainer.devices=0, ...)
         cause = err.__cause__
         if not isinstance(cause, MisconfigurationException):
             raise
         raise ConfigError(
             f"the trainer refuses its settings: {cause} (trainer.accelerator="
-            f"{cfg.trainer.get('accelerator')}, trainer.devices={cfg.trainer.get('devices')}; "
-            "trainer.accelerator=auto takes a GPU when there is one, else the CPU)"
+            f"{cfg.trainer.get('accelerator')}, trainer.devices={cfg.trainer.get('devices')})"
         ) from None
 
 

@@ -77,9 +77,9 @@ def test_report_html_renders_tables_badges_and_figures_in_a_browser(tmp_path):
         assert [row[1:3] for row in verdict[1:]] == [["normal", "fgsm"], ["overfit", "fgsm"]]
         assert [row[-1] for row in verdict[1:]] == ["holds", "holds"]
         # Per fold: the fixture's 3 finished folds of each regime, each on the claim's side.
-        assert per_fold[0][3] == "fold" and per_fold[0][-1] == "agrees"
-        assert [(row[1], row[3], row[-1]) for row in per_fold[1:]] == [
-            (regime, str(fold), "yes") for regime in ("normal", "overfit") for fold in range(3)
+        assert per_fold[0][2] == "fold" and per_fold[0][-2:] == ["reads", "fgsm"]
+        assert [(row[1], row[2], row[-1][-1]) for row in per_fold[1:]] == [
+            (regime, str(fold), "✓") for regime in ("normal", "overfit") for fold in range(3)
         ]
         assert [row[2] for row in distance[1:]] == ["fgsm", "fgsm"]
         assert "9.11 ± 0.95" in distance[1]

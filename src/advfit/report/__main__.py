@@ -82,23 +82,28 @@ def signed(value: float) -> str:
 
 
 def folds_table(folds: pd.DataFrame) -> pd.DataFrame:
-    """The per-fold numbers as shown: what each fold gives the verdict's means."""
-    return pd.DataFrame(
-        {
-            "dataset": folds["dataset"],
-            "regime": folds["regime"],
-            "attack": folds["attack"],
-            "fold": folds["fold"],
-            "best epoch": folds["best_epoch"],
-            "rho(test acc, ASR)": [signed(v) for v in folds["rho"]],
-            "ASR change after best": [signed(v) for v in folds["asr_change"]],
-            "val acc drop": [signed(v) for v in folds["val_drop"]],
-            "val loss rise": [signed(v) for v in folds["val_loss_rise"]],
-            "agrees": [
-                "" if pd.isna(v) else ("yes" if v else "no") for v in folds["agrees"].tolist()
-            ],
+    """The per-fold numbers as shown, a row per fold: its best epoch, validation drop and loss
+    rise, and for each attack the number the verdict reads from it (rho in the normal regime,
+    the ASR change after the best in the overfitting one), marked where the fold agrees."""
+    rows = []
+    keys = ["dataset", "regime", "fold"]
+    for (dataset, regime, fold), part in folds.groupby(keys, sort=False):
+        first = part.iloc[0]
+        row = {
+            "dataset": dataset,
+            "regime": regime,
+            "fold": fold,
+            "best epoch": first["best_epoch"],
+            "val acc drop": signed(first["val_drop"]),
+            "val loss rise": signed(first["val_loss_rise"]),
+            "reads": "ASR change after best" if regime == "overfit" else "rho(test acc, ASR)",
         }
-    )
+        for r in part.to_dict("records"):
+            value = r["asr_change"] if regime == "overfit" else r["rho"]
+            mark = "" if pd.isna(r["agrees"]) else (" ✓" if r["agrees"] else " ✗")
+            row[r["attack"]] = signed(value) + mark
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def verdict_blocks(verdicts: pd.DataFrame) -> list:
@@ -235,12 +240,13 @@ def document(paths, out, sweep, groups, thresholds, verdicts, folds, distances, 
             Heading(3, "Per fold"),
             Para(
                 "What each fold gives the means above: its best epoch (where the attacks were "
-                "crafted), Spearman rho over its replayed epochs, the ASR change across its "
-                "epochs after the best, how far validation accuracy falls after the best and "
-                "how far validation loss ends above its minimum (relative); 'agrees' when the "
-                f"fold lies on the claim's side (rho at least {thresholds.min_rho} in the "
-                f"normal regime, an ASR change at most {thresholds.max_asr_rise} in the "
-                "overfitting one)."
+                "crafted), how far validation accuracy falls after it and how far validation "
+                "loss ends above its minimum (relative), and for each attack the number the "
+                "verdict reads: Spearman rho over the replayed epochs in the normal regime, "
+                "the ASR change across the epochs after the best in the overfitting one; ✓ "
+                f"where the fold lies on the claim's side (rho at least {thresholds.min_rho}, "
+                f"an ASR change at most {thresholds.max_asr_rise}), ✗ where not. Every number "
+                "per fold and attack is in verdict_folds.csv."
             ),
             Table(folds_table(folds)),
         ]

@@ -106,8 +106,9 @@ def folds_table(folds: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verdict_blocks(verdicts: pd.DataFrame) -> list:
-    """The verdict table and each row's reasons: in the report, and alone in verdict.md."""
+def verdict_blocks(verdicts: pd.DataFrame, folds: pd.DataFrame, t: Thresholds) -> list:
+    """The verdict table, each row's reasons and the per-fold table: in the report, and alone
+    in verdict.md (which the report prints when it ends)."""
     return [
         Table(verdict_table(verdicts), badge="verdict"),
         Bullets(
@@ -116,6 +117,18 @@ def verdict_blocks(verdicts: pd.DataFrame) -> list:
                 for r in verdicts.to_dict("records")
             )
         ),
+        Heading(3, "Per fold"),
+        Para(
+            "What each fold gives the means above: its best epoch (where the attacks were "
+            "crafted), how far validation accuracy falls after it and how far validation loss "
+            "ends above its minimum (relative), and for each attack the number the verdict "
+            "reads: Spearman rho over the replayed epochs in the normal regime, the ASR change "
+            "across the epochs after the best in the overfitting one; ✓ where the fold lies on "
+            f"the claim's side (rho at least {t.min_rho}, an ASR change at most "
+            f"{t.max_asr_rise}), ✗ where not. Every number per fold and attack is in "
+            "verdict_folds.csv."
+        ),
+        Table(folds_table(folds)),
     ]
 
 
@@ -189,7 +202,7 @@ def build(
             (out / "distances.tex").write_text(shown.to_latex(index=False))
     if not verdicts.empty:
         verdicts.to_csv(out / "verdict.csv", index=False)
-        (out / "verdict.md").write_text(to_markdown(verdict_blocks(verdicts)))
+        (out / "verdict.md").write_text(to_markdown(verdict_blocks(verdicts, folds, thresholds)))
         folds.to_csv(out / "verdict_folds.csv", index=False)
 
     blocks = document(paths, out, sweep, groups, thresholds, verdicts, folds, shown, figures)
@@ -235,21 +248,7 @@ def document(paths, out, sweep, groups, thresholds, verdicts, folds, distances, 
     if verdicts.empty:
         blocks.append(Para("(no verdict: no attack columns)"))
     else:
-        blocks += verdict_blocks(verdicts)
-        blocks += [
-            Heading(3, "Per fold"),
-            Para(
-                "What each fold gives the means above: its best epoch (where the attacks were "
-                "crafted), how far validation accuracy falls after it and how far validation "
-                "loss ends above its minimum (relative), and for each attack the number the "
-                "verdict reads: Spearman rho over the replayed epochs in the normal regime, "
-                "the ASR change across the epochs after the best in the overfitting one; ✓ "
-                f"where the fold lies on the claim's side (rho at least {thresholds.min_rho}, "
-                f"an ASR change at most {thresholds.max_asr_rise}), ✗ where not. Every number "
-                "per fold and attack is in verdict_folds.csv."
-            ),
-            Table(folds_table(folds)),
-        ]
+        blocks += verdict_blocks(verdicts, folds, thresholds)
     blocks.append(Heading(2, "Distances (Tables 2-5)"))
     blocks.append(Table(distances) if distances is not None else Para("(none)"))
     blocks.append(Heading(2, "Figures"))

@@ -17,6 +17,8 @@ def test_each_finished_run_is_printed_with_its_best_epoch_marked(tmp_path, capsy
                 **{c: [1.0, 0.9, 0.8] for c in ("train_loss", "train_acc", "val_loss", "val_acc")},
                 "test_acc": [0.5, 0.6, 0.7],
                 "asr_cw": [0.4, 0.95, 0.5],
+                # Scored at the last epoch only (metrics.every_k): "-" where not scored.
+                "clever": [None, None, 0.25],
             }
         ).to_csv(run / "epochs.csv", index=False)
         (run / "summary.json").write_text(json.dumps({"best_epoch": best}))
@@ -32,7 +34,8 @@ def test_each_finished_run_is_printed_with_its_best_epoch_marked(tmp_path, capsy
     first = blocks[0].splitlines()
     assert "best epoch 2, marked *" in first[0]
     rows = {line.split()[0]: line.split()[1:] for line in first[3:6]}
-    assert list(rows) == ["1", "2*", "3"] and rows["2*"][-2:] == ["0.6", "0.95"]
+    assert list(rows) == ["1", "2*", "3"] and rows["2*"][-3:] == ["0.6", "0.95", "-"]
+    assert rows["3"][-1] == "0.25" and "NaN" not in out
     assert [line.split()[0] for line in blocks[1].splitlines()[3:6]] == ["1", "2", "3*"]
     assert "2 finished run(s)" in out and "; 1 unfinished:\n  c: 1 epochs trained\n" in out
 

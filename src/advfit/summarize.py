@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
             epochs.index = [f"{e}*" if e == best else str(e) for e in epochs.index]
             epochs.index.name = "epoch"
             print(f"\n== {run.root}  (best epoch {best}, marked *: the attacks were crafted there)")
-            print(epochs.round(3).to_string())
+            # "-": not scored at that epoch (metrics.every_k), not a failure.
+            print(epochs.round(3).to_string(na_rep="-"))
         total += len(runs)
         print(f"\n{len(runs)} finished run(s) under {sweep.resolve()}", end="")
         print(f"; {len(unfinished)} unfinished:" if unfinished else "")

@@ -461,3 +461,29 @@ def test_the_report_lists_what_each_fold_gives_the_verdict(tmp_path):
     assert [r.strip("|").split("|")[-1].strip() for r in rows] == [
         f"{c:+.3f} {m}" for c, m in zip(changes, marks, strict=True)
     ]
+
+
+@pytest.mark.parametrize("grayscale", [True, False])
+def test_the_papers_distance_tables_stand_beside_comparable_groups(tmp_path, grayscale):
+    """Grayscale CIFAR-10 runs get the paper's Tables 2 and 4 beside their own distances; RGB
+    runs (not what the paper measured) get none."""
+    for regime in ("normal", "overfit"):
+        for fold in (0, 1):
+            run = write_run(
+                tmp_path, "cifar10", regime, fold, trend(regime, fold), distances(50, 8.9, 0.5)
+            )
+            text = run.config.read_text()
+            run.config.write_text(text.replace("data:\n", f"data:\n  grayscale: {grayscale}\n"))
+    assert main([str(tmp_path), "--out", str(tmp_path / "out"), "--wandb", "disabled"]) == 0
+    table = (tmp_path / "out" / "distances.md").read_text()
+    frame = pd.read_csv(tmp_path / "out" / "distances.csv")
+    if grayscale:
+        rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()]
+        assert rows[0][-3:] == ["paper L0", "paper L2", "paper Linf"]
+        # Ours, then the paper's Table 2 (normal) and Table 4 (overfit).
+        assert rows[2][-4:] == ["0.30 ± 0.00", "1017.92 ± 25.30", "8.93 ± 0.48", "0.30 ± 0.00"]
+        assert rows[3][-4:] == ["0.30 ± 0.00", "1017.19 ± 27.86", "8.64 ± 0.52", "0.30 ± 0.00"]
+        assert frame["paper_l2_mean"].tolist() == [8.93, 8.64]
+        assert "'paper': the paper's Tables 2-5" in (tmp_path / "out" / "report.md").read_text()
+    else:
+        assert "paper" not in table and "paper_l2_mean" not in frame

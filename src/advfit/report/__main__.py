@@ -28,6 +28,7 @@ from advfit.report.document import (
     to_markdown,
 )
 from advfit.report.figures import FIGURES, KEY, draw
+from advfit.report.paper import paper_distances
 from advfit.report.verdict import Thresholds, fold_numbers, verdict
 
 log = logging.getLogger("advfit.report")
@@ -170,8 +171,18 @@ def build(
     distance_rows, verdict_rows, fold_rows = [], [], []
     for key, runs in groups.items():
         for row in pooled_distances(runs).to_dict("records"):
+            paper = paper_distances(key[0], key[1], row["attack"], runs[0].config) or {}
             distance_rows.append(
-                {"dataset": panel_title(key, sweep.group_keys), "regime": key[1], **row}
+                {
+                    "dataset": panel_title(key, sweep.group_keys),
+                    "regime": key[1],
+                    **row,
+                    **{
+                        f"paper_{metric}_{part}": value
+                        for metric, pair in paper.items()
+                        for part, value in zip(("mean", "std"), pair, strict=True)
+                    },
+                }
             )
         for row in fold_numbers(key[1], runs, thresholds).to_dict("records"):
             fold_rows.append(
@@ -196,6 +207,16 @@ def build(
             L2=[fmt(m, s) for m, s in zip(distances.l2_mean, distances.l2_std, strict=True)],
             Linf=[fmt(m, s) for m, s in zip(distances.linf_mean, distances.linf_std, strict=True)],
         )[["dataset", "regime", "attack", "folds", "n", "n_fooled", "L0", "L2", "Linf"]]
+        if "paper_l2_mean" in distances:  # the paper's Tables 2-5 beside, where comparable
+            for metric, name in (("l0", "L0"), ("l2", "L2"), ("linf", "Linf")):
+                shown[f"paper {name}"] = [
+                    "" if pd.isna(m) else fmt(m, sd)
+                    for m, sd in zip(
+                        distances[f"paper_{metric}_mean"],
+                        distances[f"paper_{metric}_std"],
+                        strict=True,
+                    )
+                ]
         if wanted("tables"):
             distances.to_csv(out / "distances.csv", index=False)
             (out / "distances.md").write_text(shown.to_markdown(index=False) + "\n")
@@ -250,6 +271,14 @@ def document(paths, out, sweep, groups, thresholds, verdicts, folds, distances, 
     else:
         blocks += verdict_blocks(verdicts, folds, thresholds)
     blocks.append(Heading(2, "Distances (Tables 2-5)"))
+    if distances is not None and "paper L2" in distances:
+        blocks.append(
+            Para(
+                "Over the examples that fool the best snapshot, all folds pooled; 'paper': the "
+                "paper's Tables 2-5 (grayscale CIFAR-10 and STL-10), beside the groups they "
+                "describe."
+            )
+        )
     blocks.append(Table(distances) if distances is not None else Para("(none)"))
     blocks.append(Heading(2, "Figures"))
     blocks.append(Para(KEY))

@@ -268,6 +268,7 @@ def test_normal_regime_verdict_reads_the_interval_over_folds(tmp_path, slopes, e
     low, high = max(low, -1.0), min(high, 1.0)  # rho lies in [-1, 1]
     assert (row["rho_mean"], row["rho_low"], row["rho_high"]) == pytest.approx((mean, low, high))
     assert row["holds"] == expected
+    assert ("folds would decide it" in row["claim"]) == (expected == "undetermined")
     n_agree = sum(r >= t.min_rho for r in rhos)
     assert row["folds_agreeing"] == (agreeing or f"{n_agree} of 5 folds")
     assert expected != "undetermined" or low < t.min_rho < high
@@ -300,6 +301,7 @@ def test_overfit_regime_verdict_reads_the_interval_of_the_asr_change(tmp_path, s
         pytest.approx((mean, low, high))
     )
     assert row["holds"] == expected, row["claim"]
+    assert ("folds would decide it" in row["claim"]) == (expected == "undetermined")
 
 
 @pytest.mark.parametrize("regime", ["normal", "overfit"])
@@ -487,3 +489,24 @@ def test_the_papers_distance_tables_stand_beside_comparable_groups(tmp_path, gra
         assert "'paper': the paper's Tables 2-5" in (tmp_path / "out" / "report.md").read_text()
     else:
         assert "paper" not in table and "paper_l2_mean" not in frame
+
+
+def test_an_undetermined_row_says_how_many_folds_would_decide_it():
+    """The fewest folds whose t interval, at the folds' mean and spread, clears the threshold:
+    checked against the interval's half-width at that count and one fewer."""
+    import re
+
+    from scipy.stats import t as student
+
+    from advfit.report.verdict import folds_to_decide
+
+    values = [-0.002, 0.023, 0.010, 0.035, -0.001]  # the demo's overfit FGSM changes
+    said = folds_to_decide(values, 0.02)
+    n = int(re.search(r"about (\d+) folds", said).group(1))
+    x = np.asarray(values)
+    gap, s = abs(x.mean() - 0.02), x.std(ddof=1)
+    assert student.ppf(0.975, n - 1) * s / np.sqrt(n) < gap
+    assert student.ppf(0.975, n - 2) * s / np.sqrt(n - 1) >= gap
+    assert 20 <= n <= 26
+    assert "no number of folds" in folds_to_decide([0.01, 0.03], 0.02)
+    assert "more than 1000" in folds_to_decide([0.0, 0.04, 0.019, 0.022], 0.0205)

@@ -98,6 +98,24 @@ class Interval:
         return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
 
 
+def folds_to_decide(values: list[float], threshold: float, most: int = 1000) -> str:
+    """How many folds would decide a row whose interval spans ``threshold``, if its mean and
+    spread held: the fewest n with t(0.975, n - 1) * s / sqrt(n) below |mean - threshold|
+    (a planning figure, not a promise: more folds move the mean too)."""
+    x = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
+    if len(x) < 2:
+        return ""
+    gap, s = abs(float(x.mean()) - threshold), float(x.std(ddof=1))
+    if s == 0:
+        return ""
+    if gap == 0:
+        return "; its mean sits on the threshold, so no number of folds would decide it"
+    for n in range(len(x) + 1, most + 1):
+        if stats.t.ppf(0.975, n - 1) * s / math.sqrt(n) < gap:
+            return f"; at this mean and spread about {n} folds would decide it"
+    return f"; at this mean and spread more than {most} folds would decide it"
+
+
 def attack_columns(runs: list[Run]) -> list[str]:
     """The ASR columns every run of the group has (a run replayed with fewer attacks by
     evaluate.py leaves the others out of the group's verdict)."""
@@ -166,7 +184,8 @@ def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[s
         reason = {
             HOLDS: f"ASR rises with test accuracy: rho {rho} lies above {t.min_rho}",
             FAILS: f"ASR does not rise with test accuracy: rho {rho} lies below {t.min_rho}",
-            UNDETERMINED: f"rho {rho} spans the threshold {t.min_rho}",
+            UNDETERMINED: f"rho {rho} spans the threshold {t.min_rho}"
+            + folds_to_decide(folds["rho"].tolist(), t.min_rho),
         }[verdict]
         return verdict, [f"{reason} ({agree} at or above it)"], numbers
     agree = _agree(folds["asr_change"].tolist(), lambda v: v <= t.max_asr_rise)
@@ -214,7 +233,7 @@ def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[s
         FAILS: f"ASR rises as the network overfits: its change after the best epoch, {rise}, "
         f"lies above {t.max_asr_rise}",
         UNDETERMINED: f"ASR change after the best epoch {rise} spans the threshold "
-        f"{t.max_asr_rise}",
+        f"{t.max_asr_rise}" + folds_to_decide(folds["asr_change"].tolist(), t.max_asr_rise),
     }[verdict]
     return (
         verdict,

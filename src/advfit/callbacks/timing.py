@@ -18,8 +18,8 @@ class StageSeconds(pl.Callback):
 
     def __init__(self, run_dir: str) -> None:
         self.run = RunDir(run_dir)
-        self.train = self.validate = 0.0
-        self.epochs = 0
+        self.validate = 0.0
+        # Each timed epoch's training seconds; their sum and count go into the summary.
         self.train_epochs: list[float] = []
         self._epoch_started = self._val_started = 0.0
         self._val_in_epoch = 0.0
@@ -38,17 +38,14 @@ class StageSeconds(pl.Callback):
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         # Lightning validates inside the training epoch: count that time once, as validation.
-        seconds = time.perf_counter() - self._epoch_started - self._val_in_epoch
-        self.train += seconds
-        self.train_epochs.append(seconds)
-        self.epochs += 1
+        self.train_epochs.append(time.perf_counter() - self._epoch_started - self._val_in_epoch)
 
     def on_fit_end(self, trainer, pl_module) -> None:
         self.run.update_summary(
             seconds={
-                "train": self.train,
+                "train": sum(self.train_epochs),
                 "validate": self.validate,
-                "epochs_timed": self.epochs,
+                "epochs_timed": len(self.train_epochs),
                 "train_epochs": self.train_epochs,
             }
         )

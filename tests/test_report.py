@@ -24,6 +24,7 @@ def write_run(
     distances: pd.DataFrame | None = None,
     done: bool = True,
     lr: float = 0.001,
+    machine: dict | None = None,
 ) -> RunDir:
     run = RunDir(root / f"{dataset}-{regime}-fold{fold}-seed0")
     run.config.parent.mkdir(parents=True)
@@ -44,6 +45,7 @@ def write_run(
                 "lr": lr,
                 "best_epoch": best,
                 "versions": {"torch": "x"},
+                **({"machine": machine} if machine is not None else {}),
             }
         )
     )
@@ -510,3 +512,29 @@ def test_an_undetermined_row_says_how_many_folds_would_decide_it():
     assert 20 <= n <= 26
     assert "no number of folds" in folds_to_decide([0.01, 0.03], 0.02)
     assert "more than 1000" in folds_to_decide([0.0, 0.04, 0.019, 0.022], 0.0205)
+
+
+def test_the_runs_table_says_where_each_run_was_computed(tmp_path):
+    """Each run's machine (its GPU on a GPU, else its processor; runs of earlier versions
+    "not recorded") in the runs table of report.md and report.html, and the count per machine
+    above it: a verdict near its threshold can change with the machine."""
+    gpu = {"processor": "AMD EPYC 7R13", "gpu": "NVIDIA H200"}
+    for fold, machine in enumerate((gpu, gpu, {"processor": "Intel(R) Xeon(R) CPU"}, None)):
+        write_run(tmp_path, "cifar10", "normal", fold, trend("normal", fold), machine=machine)
+    assert main([str(tmp_path), "--out", str(tmp_path / "out"), "--wandb", "disabled"]) == 0
+    md = (tmp_path / "out" / "report.md").read_text()
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert (
+        "Computed on: NVIDIA H200 (2 runs); Intel(R) Xeon(R) CPU (1 run); not recorded (1 run)."
+        in md
+    )
+    header = next(line for line in md.splitlines() if line.startswith("| run"))
+    column = [c.strip() for c in header.split("|")].index("machine")
+    rows = [line for line in md.splitlines() if "cifar10-normal-fold" in line and "](" in line]
+    assert [row.split("|")[column].strip() for row in rows] == [
+        "NVIDIA H200",
+        "NVIDIA H200",
+        "Intel(R) Xeon(R) CPU",
+        "not recorded",
+    ]
+    assert "<td>NVIDIA H200</td>" in page and "Computed on: NVIDIA H200 (2 runs)" in page

@@ -2,6 +2,7 @@
 run-directory contract and an offline W&B run; the two regimes really differ."""
 
 import json
+import platform
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +13,7 @@ from advfit.data import FashionMNISTDataModule, to_unit_range
 from advfit.errors import ConfigError
 from advfit.models import LeNet
 from advfit.rundir import RunDir
-from advfit.tasks import train
+from advfit.tasks import processor_name, train
 from tests.conftest import compose_cfg, run_cli
 from tests.wandb_history import history
 
@@ -82,6 +83,8 @@ def test_train_end_to_end_learns_and_writes_the_contract(tmp_path, fmnist_dir):
         0.0024,
     )
     assert summary["seconds"]["fit_and_replay"] > 0 and "torch" in summary["versions"]
+    # Where the numbers were computed: this processor, and no GPU on a CPU run.
+    assert summary["machine"] == {"processor": processor_name()} and summary["device"] == "cpu"
     assert (run.root / ".hydra" / "config.yaml").is_file()
 
     # W&B holds the same rows as epochs.csv, against the same 1-based epoch.
@@ -266,3 +269,19 @@ def test_a_bad_wandb_mode_is_a_config_error(tmp_path, fmnist_dir):
         in str(err.value)
     )
     assert not list(tmp_path.rglob("epoch_*.pt"))
+
+
+def test_the_processor_is_named_as_proc_cpuinfo_names_it(tmp_path):
+    """summary.json's machine.processor is the model name of /proc/cpuinfo's first processor;
+    without that file, what the platform module says (never an empty string)."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(
+        "processor\t: 0\nvendor_id\t: GenuineIntel\n"
+        "model name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\nflags\t: fpu\n\n"
+        "processor\t: 1\nmodel name\t: Intel(R) Xeon(R) CPU @ 2.20GHz\n"
+    )
+    assert processor_name(cpuinfo) == "Intel(R) Xeon(R) CPU @ 2.20GHz"
+    assert processor_name(tmp_path / "missing") == (
+        platform.processor() or platform.machine() or "unknown"
+    )
+    assert processor_name(tmp_path / "missing")

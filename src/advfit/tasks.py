@@ -5,7 +5,9 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
+import platform
 import time
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -45,6 +47,28 @@ def library_versions() -> dict[str, str]:
         except importlib.metadata.PackageNotFoundError:
             continue
     return versions
+
+
+def processor_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform module says."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name") and ":" in line:
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def machine(device: torch.device | str) -> dict[str, str]:
+    """Where a run's numbers were computed: its processor and, on a GPU, the GPU's name. The
+    same seed gives the same numbers only on the same kind of machine (another summation
+    order trains other networks), so the report shows it beside every run."""
+    device = torch.device(device)
+    found = {"processor": processor_name()}
+    if device.type == "cuda":
+        found["gpu"] = torch.cuda.get_device_name(device)
+    return found
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
@@ -174,6 +198,7 @@ def fit(cfg: DictConfig, run: RunDir, resolved: dict[str, Any]) -> dict[str, Any
             best_epoch=run.best_epoch(),
             epochs_completed=int(trainer.current_epoch),
             device=str(trainer.strategy.root_device),
+            machine=machine(trainer.strategy.root_device),
             seconds=seconds,
             versions=library_versions(),
         )

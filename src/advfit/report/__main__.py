@@ -292,13 +292,24 @@ def document(paths, out, sweep, groups, thresholds, verdicts, folds, distances, 
                 "fold": r.fold,
                 "lr": r.summary.get("lr"),
                 "best_epoch": r.summary.get("best_epoch"),
+                "machine": machine_label(r.summary),
                 "torch": r.summary.get("versions", {}).get("torch"),
                 "advertorch": r.summary.get("versions", {}).get("advertorch"),
             }
             for r in sweep.runs
         ]
     )
-    blocks += [Heading(2, "Runs"), Table(runs, links=(("run", "path"),))]
+    counts = runs["machine"].value_counts(sort=False)
+    where = "; ".join(f"{name} ({n} run{'s' * (n != 1)})" for name, n in counts.items())
+    blocks += [
+        Heading(2, "Runs"),
+        Para(
+            f"Computed on: {where}. The same seed gives the same numbers on the same kind of "
+            "machine only: another processor or a GPU sums in another order and trains other "
+            "networks, which can change a verdict whose interval ends near its threshold."
+        ),
+        Table(runs, links=(("run", "path"),)),
+    ]
     blocks += [
         Heading(2, "Configs"),
         Para("The resolved config of the first run of each group (its folds differ in fold only)."),
@@ -308,6 +319,13 @@ def document(paths, out, sweep, groups, thresholds, verdicts, folds, distances, 
         title = f"{panel_title(key, sweep.group_keys)}, {key[1]}"
         blocks += [Heading(3, title), Code(config, "yaml")]
     return blocks
+
+
+def machine_label(summary: dict) -> str:
+    """Where a run was computed, as its summary.json records it: the GPU's name on a GPU,
+    else the processor's (runs of versions that did not record it: "not recorded")."""
+    found = summary.get("machine") or {}
+    return found.get("gpu") or found.get("processor") or "not recorded"
 
 
 def main(argv: list[str] | None = None) -> int:

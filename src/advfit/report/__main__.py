@@ -184,11 +184,12 @@ def build(
                     },
                 }
             )
-        for row in fold_numbers(key[1], runs, thresholds).to_dict("records"):
+        numbers = fold_numbers(key[1], runs, thresholds)
+        for row in numbers.to_dict("records"):
             fold_rows.append(
                 {"dataset": panel_title(key, sweep.group_keys), "regime": key[1], **row}
             )
-        for row in verdict(key[1], runs, thresholds).to_dict("records"):
+        for row in verdict(key[1], runs, thresholds, numbers).to_dict("records"):
             verdict_rows.append(
                 {
                     "dataset": panel_title(key, sweep.group_keys),

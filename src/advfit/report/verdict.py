@@ -159,9 +159,11 @@ def per_fold(run: Run, column: str, t: Thresholds) -> dict[str, float]:
     }
 
 
-def _agree(values: list[float], holds_side) -> str:
-    kept = [v for v in values if not math.isnan(v)]
-    return f"{sum(holds_side(v) for v in kept)} of {len(kept)} folds"
+def _agree(agrees: pd.Series) -> str:
+    """ "k of n folds": the folds on the claim's side (``fold_numbers``' ``agrees``) among
+    those with a number (None: none)."""
+    kept = agrees.dropna()
+    return f"{int(kept.astype(bool).sum())} of {len(kept)} folds"
 
 
 def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[str], dict]:
@@ -172,7 +174,7 @@ def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[s
     loss_rise = Interval.over(folds["val_loss_rise"].tolist())
     numbers = {"rho": rho, "asr_change": rise, "val_drop": drop, "val_loss_rise": loss_rise}
     if regime != "overfit":
-        agree = _agree(folds["rho"].tolist(), lambda v: v >= t.min_rho)
+        agree = _agree(folds["agrees"])
         numbers["agree"] = agree
         if rho.n < 2:
             reason = (
@@ -188,7 +190,7 @@ def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[s
             + folds_to_decide(folds["rho"].tolist(), t.min_rho),
         }[verdict]
         return verdict, [f"{reason} ({agree} at or above it)"], numbers
-    agree = _agree(folds["asr_change"].tolist(), lambda v: v <= t.max_asr_rise)
+    agree = _agree(folds["agrees"])
     numbers["agree"] = agree
     if folds["best_is_last"].all():
         return (
@@ -266,11 +268,15 @@ def fold_numbers(regime: str, runs: list[Run], t: Thresholds) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verdict(regime: str, runs: list[Run], t: Thresholds) -> pd.DataFrame:
+def verdict(
+    regime: str, runs: list[Run], t: Thresholds, numbers: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """One row per attack: the per-fold numbers' means with 95% intervals, the folds that
-    agree, the verdict and its reasons."""
+    agree, the verdict and its reasons. ``numbers``: ``fold_numbers(regime, runs, t)``, where
+    the caller has them already (the report shows them too)."""
     rows = []
-    numbers = fold_numbers(regime, runs, t)
+    if numbers is None:
+        numbers = fold_numbers(regime, runs, t)
     for column in attack_columns(runs):
         folds = numbers[numbers["attack"] == column[len("asr_") :]].reset_index(drop=True)
         holds, reasons, n = decide(regime, folds, t)

@@ -127,6 +127,10 @@ def check_name(key: str, value: object) -> None:
         )
 
 
+def _positive_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+
+
 def validate_train_config(cfg: DictConfig) -> None:
     """Check the values a run stands on before anything is written."""
     from advfit.data.folds import check_folds
@@ -140,14 +144,14 @@ def validate_train_config(cfg: DictConfig) -> None:
     _int(cfg, "seed")
     lr = OmegaConf.select(cfg, "regime.lr")
     _require(
-        isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0,
+        _positive_number(lr),
         f"regime.lr={lr!r} is invalid: the learning rate must be a positive number",
     )
     # The optimizer takes regime.lr unless it is overridden itself.
     opt_lr = OmegaConf.select(cfg, "model.optimizer.lr")
     if opt_lr is not None:
         _require(
-            isinstance(opt_lr, (int, float)) and not isinstance(opt_lr, bool) and opt_lr > 0,
+            _positive_number(opt_lr),
             f"model.optimizer.lr={opt_lr!r} is invalid: the learning rate must be a positive "
             "number (it is regime.lr unless set)",
         )

@@ -10,6 +10,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from advfit.errors import ConfigError, user_error
 
+#: The project's Hydra configs (the package is installed from its checkout, editable).
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
 #: Keys that never change a run's results: where things go, how they are shown, how many
 #: threads compute them. The one list behind run naming, the check that a run directory
 #: holds the same run, and the report's grouping. A key matches an entry equal to it or

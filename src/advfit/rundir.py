@@ -8,11 +8,9 @@ torn one; ``DONE`` is written last.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import json
 import os
-import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from advfit.errors import RunError
+from advfit.locks import LockHeld, file_lock
 
 TRAIN_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
 DISTANCE_COLUMNS = [
@@ -150,30 +149,15 @@ class RunDir:
     def lock(self) -> Iterator[None]:
         """Hold ``<run>/.lock`` while this launch works on the run; a second launch of the
         same run stops at once instead of writing the same files."""
-        self.root.mkdir(parents=True, exist_ok=True)
         path = self.root / ".lock"
-        handle = open(path, "a+")  # noqa: SIM115  (held until the context ends)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            handle.close()
+            with file_lock(path):
+                yield
+        except LockHeld as held:
             raise RunError(
-                f"{self.root} is being run by {holder}: {path} is locked. Wait for that launch "
-                f"to end; the lock goes with its process, so if none is running (a file system "
-                f"without working locks), delete {path}."
+                f"{self.root} is being run by {held.holder}: {held.path} is locked. Wait for "
+                "that launch to end (the lock goes with its process)."
             ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-        handle.flush()
-        try:
-            yield
-        finally:
-            handle.seek(0)
-            handle.truncate()
-            handle.close()
 
     def read_epochs(self) -> pd.DataFrame:
         """``epochs.csv``; an error naming it when it is not a table of epochs."""

@@ -7,9 +7,11 @@ the model as float pixels in [0, 1] in batches cut by tensor indexing.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import logging
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -20,10 +22,14 @@ from torchvision.transforms.v2.functional import rgb_to_grayscale
 from advfit.data.batches import TensorBatches
 from advfit.data.folds import fold_indices, stratified_subset
 from advfit.errors import DataError
+from advfit.locks import file_lock
+from advfit.rundir import atomic_write
 
 log = logging.getLogger(__name__)
 
 Arrays = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+#: In a data folder: held while a job checks, fetches or unpacks files there.
+DATA_LOCK = ".advfit-prepare.lock"
 
 
 class InMemoryDataModule(pl.LightningDataModule):
@@ -83,16 +89,41 @@ class InMemoryDataModule(pl.LightningDataModule):
         """Return ``x_train, y_train, x_test, y_test``: uint8 NCHW images, int64 labels."""
         raise NotImplementedError
 
+    def prepare(self) -> None:
+        """Bring this data set's files into ``data_dir`` (unpack, download, check) and read them
+        once. The sweep calls it on the launching machine before any job starts; every job
+        calls it again through :meth:`setup`, which then only reads."""
+        self.read()
+
+    @contextlib.contextmanager
+    def preparing(self) -> Iterator[bool]:
+        """Hold the data folder's lock while files are checked, fetched or unpacked, so any
+        number of jobs (on one machine or many sharing the folder) prepare the data once and
+        never read a half-written file. Yields whether the folder is writable: a read-only
+        one is read without the lock (what it holds can only be complete or missing)."""
+        writable = True
+        with contextlib.ExitStack() as stack:
+            try:
+                self.data_dir.mkdir(parents=True, exist_ok=True)
+                stack.enter_context(file_lock(self.data_dir / DATA_LOCK, wait=True))
+            except OSError as err:
+                if not self.data_dir.is_dir():
+                    raise DataError(
+                        f"data.data_dir={self.data_dir} cannot be created: {err}. Point "
+                        "data.data_dir (or $ADVFIT_DATA) at a folder you can write, or at "
+                        "one that holds the data sets."
+                    ) from err
+                log.info("%s is read-only (%s): reading it as it is", self.data_dir, err)
+                self.download = writable = False
+            yield writable
+
     def _torchvision(self, factory, split_kwargs: tuple[dict, dict], extra_places=()) -> Arrays:
-        """Read the train and test splits through a torchvision dataset class.
+        """Read the train and test splits through a torchvision dataset class (call it inside
+        :meth:`preparing`).
 
         Tries the files on disk first, then a download when ``download`` is true; when both
         fail, raises a :class:`DataError` naming every place looked.
         """
-        try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise DataError(f"data.data_dir={self.data_dir} cannot be created: {err}") from err
         splits = []
         for kwargs in split_kwargs:
             try:
@@ -251,7 +282,8 @@ class CIFAR10DataModule(InMemoryDataModule):
     def read(self) -> Arrays:
         from torchvision.datasets import CIFAR10
 
-        return self._torchvision(CIFAR10, ({"train": True}, {"train": False}))
+        with self.preparing():
+            return self._torchvision(CIFAR10, ({"train": True}, {"train": False}))
 
 
 class STL10DataModule(InMemoryDataModule):
@@ -262,7 +294,8 @@ class STL10DataModule(InMemoryDataModule):
     def read(self) -> Arrays:
         from torchvision.datasets import STL10
 
-        return self._torchvision(STL10, ({"split": "train"}, {"split": "test"}))
+        with self.preparing():
+            return self._torchvision(STL10, ({"split": "train"}, {"split": "test"}))
 
 
 class _MNISTFormatDataModule(InMemoryDataModule):
@@ -272,31 +305,41 @@ class _MNISTFormatDataModule(InMemoryDataModule):
     folder: str = ""
 
     def _unpack_system_copy(self) -> None:
+        """Unpack the gzipped IDX files of a system copy into ``<data_dir>/<folder>/raw``
+        (inside :meth:`preparing`); each file is written under a unique temporary name and
+        renamed into place when complete."""
         raw = self.data_dir / self.folder / "raw"
         for source in self.system_dirs:
             files = sorted(source.glob("*-ubyte.gz")) if source.is_dir() else []
             if len(files) < 4:
                 continue
-            raw.mkdir(parents=True, exist_ok=True)
-            for gz in files:
+            missing = [gz for gz in files if not (raw / gz.name[: -len(".gz")]).exists()]
+            for gz in missing:
                 target = raw / gz.name[: -len(".gz")]
-                if not target.exists():
-                    tmp = target.with_suffix(".part")
-                    with gzip.open(gz, "rb") as src, open(tmp, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
-                    tmp.replace(target)
-            log.info("using %s from %s", self.name, source)
+
+                def unpack(out, gz=gz):
+                    with gzip.open(gz, "rb") as src:
+                        shutil.copyfileobj(src, out)
+
+                try:
+                    atomic_write(target, unpack, binary=True)
+                except OSError as err:
+                    raise DataError(
+                        f"data.data_dir={self.data_dir}: {target} cannot be written ({err}); "
+                        f"point data.data_dir (or $ADVFIT_DATA) at a folder you can write"
+                    ) from err
+            if missing:
+                log.info("unpacked %s from %s into %s", self.name, source, raw)
             return
 
     def read(self) -> Arrays:
         from torchvision import datasets
 
-        try:
-            self._unpack_system_copy()
-        except OSError as err:
-            raise DataError(f"data.data_dir={self.data_dir} is not writable: {err}") from err
-        factory = getattr(datasets, self.folder)
-        return self._torchvision(factory, ({"train": True}, {"train": False}), self.system_dirs)
+        with self.preparing() as writable:
+            if writable:
+                self._unpack_system_copy()
+            factory = getattr(datasets, self.folder)
+            return self._torchvision(factory, ({"train": True}, {"train": False}), self.system_dirs)
 
 
 class FashionMNISTDataModule(_MNISTFormatDataModule):

@@ -17,9 +17,10 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from advfit.config import register_resolvers, validate_train_config
+from advfit.data.prepare import prepare_all
 from advfit.errors import user_error
 from advfit.sweep import check_run_dir_matches, expand_ranges, job_run_dir, write_manifest
 
@@ -60,7 +61,10 @@ class AdvfitSweeper(BasicSweeper):
         overrides = parser.parse_overrides(params)
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
         jobs = [job for batch in self.overrides for job in batch]
-        run_dirs = self.validate_batch_is_legal(jobs)
+        run_dirs, data_cfgs = self.validate_batch_is_legal(jobs)
+        # On the launching machine (a cluster's login node) before any job starts: jobs that
+        # start together then find the data ready instead of each fetching it.
+        prepare_all(data_cfgs)
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -79,12 +83,14 @@ class AdvfitSweeper(BasicSweeper):
             returns.append(results)
         return returns
 
-    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> list[Path]:
+    def validate_batch_is_legal(
+        self, batch: Sequence[Sequence[str]]
+    ) -> tuple[list[Path], list[DictConfig]]:
         """Compose and check every job; stop before any starts when one is invalid. Returns
-        the jobs' run directories."""
+        the jobs' run directories and data configs."""
         loader = self.hydra_context.config_loader
         master = HydraConfig.instance().cfg
-        run_dirs = []
+        run_dirs, data_cfgs = [], []
         try:
             for overrides in batch:
                 job_cfg = loader.load_sweep_config(self.config, list(overrides))
@@ -97,6 +103,7 @@ class AdvfitSweeper(BasicSweeper):
                 task_cfg.pop("hydra", None)
                 check_run_dir_matches(run_dir, task_cfg)
                 run_dirs.append(run_dir)
+                data_cfgs.append(OmegaConf.create(task_cfg["data"]))
         finally:
             HydraConfig.instance().cfg = master
-        return run_dirs
+        return run_dirs, data_cfgs

@@ -1,0 +1,5 @@
+import sys
+
+from advfit.data.prepare import main
+
+sys.exit(main())

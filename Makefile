@@ -12,7 +12,7 @@ SWEEP ?= $(shell for d in $$(ls -td multirun/*/ 2>/dev/null); do \
 REPORT = $(PY) -m advfit.report $(SWEEP)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format train demo paper report figures tables sync dashboard bench clean
+.PHONY: help install test test-fast lint format train data demo paper report figures tables sync dashboard bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/^fig%:/fig3..fig10:/' \
@@ -57,8 +57,11 @@ format: install ## Apply ruff's fixes and formatting
 train: install ## One run: make train ARGS="data=cifar10 regime=overfit fold=2"
 	$(PY) train.py $(ARGS)
 
-demo: install ## The main job: a small real study on Fashion-MNIST (minutes on a CPU)
-	$(PY) train.py -m experiment=demo $(ARGS)
+data: install ## Fetch or unpack data sets into data/ (or ADVFIT_DATA) once: make data DATA=cifar10,stl10
+	$(PY) -m advfit.data prepare data=$(DATA) $(ARGS)
+
+demo: install ## The main job: a small real study on Fashion-MNIST (minutes on a CPU; LAUNCHER=slurm)
+	$(PY) train.py -m experiment=demo $(LAUNCH) $(ARGS)
 	$(PY) -m advfit.summarize multirun/demo
 	$(PY) -m advfit.report multirun/demo
 
@@ -67,11 +70,15 @@ demo: install ## The main job: a small real study on Fashion-MNIST (minutes on a
 # 2-thread job and are level on 96x96 (BENCHMARKS.md, "The whole protocol"). JOBS=1 runs
 # one at a time with every core.
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 10 ? n : 10 )))
-PAPER_LAUNCH = hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
+# Where the jobs run: parallel (this machine, JOBS at once) or slurm (conf/local/slurm.yaml).
+LAUNCHER ?= parallel
+LAUNCH = hydra/launcher=$(LAUNCHER) $(if $(filter parallel,$(LAUNCHER)),hydra.launcher.n_jobs=$(JOBS))
+# The data sets to fetch or unpack before a sweep: make data DATA=cifar10,stl10
+DATA ?= fashion_mnist
 
-paper: install ## The paper's protocol: CIFAR-10 and STL-10, both regimes, 5 folds, 35 epochs (JOBS at once)
-	$(PY) train.py -m experiment=paper_cifar10 $(PAPER_LAUNCH) $(ARGS)
-	$(PY) train.py -m experiment=paper_stl10 $(PAPER_LAUNCH) $(ARGS)
+paper: install ## The paper's protocol: CIFAR-10 and STL-10, both regimes, 5 folds, 35 epochs (LAUNCHER=slurm on a cluster)
+	$(PY) train.py -m experiment=paper_cifar10 $(LAUNCH) $(ARGS)
+	$(PY) train.py -m experiment=paper_stl10 $(LAUNCH) $(ARGS)
 	$(PY) -m advfit.report multirun/paper_cifar10 multirun/paper_stl10 --out multirun/paper_report
 
 report: install ## Figures, tables, verdict, report.md and report.html of SWEEP=<dir> (default: latest)

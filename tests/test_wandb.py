@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -367,3 +368,22 @@ def test_summary_rho_leaves_out_the_best_epochs_white_box_asr():
     with_best = spearmanr(epochs["test_acc"][4:], epochs["asr_fgsm"][4:]).statistic
     assert headline(result)["fgsm/rho_from_epoch_5"] == pytest.approx(expected)
     assert abs(expected - with_best) > 0.1  # the white-box epoch would have moved it
+
+
+def test_auto_mode_stays_offline_where_the_server_cannot_be_reached(monkeypatch, caplog):
+    from advfit.loggers import resolve_wandb_mode
+
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # nothing listens on port 9
+    assert resolve_wandb_mode("auto") == "offline"
+    assert "the server cannot be reached" in caplog.text and "make sync" in caplog.text
+    assert resolve_wandb_mode("online") == "online"  # asked for explicitly: not overruled
+    with socket.socket() as server:  # a server on loopback that accepts connections
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{server.getsockname()[1]}")
+        assert resolve_wandb_mode("auto") == "online"
+    monkeypatch.delenv("WANDB_API_KEY")
+    monkeypatch.setenv("HOME", "/nonexistent")
+    assert resolve_wandb_mode("auto") == "offline"

@@ -89,11 +89,19 @@ def run_group(task: str, dataset: str, regime: str, seed: int, override_dirname:
     )
 
 
+def signal_delay(timeout_min: int) -> int:
+    """Seconds before a SLURM job's time limit at which it is signalled to requeue: a quarter
+    of the limit, at most 120 s, so that short limits still leave time to train."""
+    return max(1, min(120, int(float(timeout_min) * 60) // 4))
+
+
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("advfit.run_dir"):
         OmegaConf.register_new_resolver("advfit.run_dir", run_dir_name)
     if not OmegaConf.has_resolver("advfit.run_group"):
         OmegaConf.register_new_resolver("advfit.run_group", run_group)
+    if not OmegaConf.has_resolver("advfit.signal_delay"):
+        OmegaConf.register_new_resolver("advfit.signal_delay", signal_delay)
     if not OmegaConf.has_resolver("advfit.abspath"):
         OmegaConf.register_new_resolver(
             "advfit.abspath", lambda path: str(Path(str(path)).expanduser().absolute())

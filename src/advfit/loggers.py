@@ -8,6 +8,7 @@ import logging
 import math
 import netrc
 import os
+import socket
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +44,18 @@ def wandb_logged_in() -> bool:
         return False
 
 
+def wandb_reachable(timeout: float = 5.0) -> bool:
+    """True when this machine opens a connection to the W&B server in ``timeout`` seconds
+    (a cluster's compute nodes often have no route out)."""
+    url = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+    port = url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((url.hostname or "api.wandb.ai", port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
 def resolve_wandb_mode(mode: str) -> str:
     if mode not in WANDB_MODES:
         raise ConfigError(
@@ -51,7 +64,16 @@ def resolve_wandb_mode(mode: str) -> str:
     if os.environ.get("WANDB_MODE") and mode == "auto":
         return os.environ["WANDB_MODE"]
     if mode == "auto":
-        return "online" if wandb_logged_in() else "offline"
+        if not wandb_logged_in():
+            return "offline"
+        if not wandb_reachable():
+            log.warning(
+                "W&B: logged in, but the server cannot be reached from %s: logging offline; "
+                "upload later with make sync",
+                socket.gethostname(),
+            )
+            return "offline"
+        return "online"
     return mode
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
+import subprocess
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -19,6 +21,39 @@ from advfit.rundir import RunDir, atomic_write_text
 
 #: In a sweep directory: when this launch of the sweep started and the runs it holds.
 MANIFEST = "sweep.json"
+#: In a sweep directory: held by the process that launches its jobs, for as long as it runs.
+SWEEP_LOCK = ".sweep.lock"
+
+
+def check_slurm_launcher(launcher: dict[str, Any]) -> None:
+    """Refuse a SLURM launch that cannot work before anything is submitted: no ``sbatch``, a
+    partition the cluster does not have, or a signal that would come before any training."""
+    if not str(launcher.get("_target_", "")).endswith("SlurmLauncher"):
+        return
+    if shutil.which("sbatch") is None:
+        raise ConfigError(
+            "hydra/launcher=slurm needs SLURM's sbatch on the PATH, and there is none on this "
+            "machine: launch from the cluster's login node, or use hydra/launcher=parallel"
+        )
+    partition = launcher.get("partition")
+    if partition:
+        listed = subprocess.run(
+            ["sinfo", "--noheader", "--format=%R"], capture_output=True, text=True, timeout=60
+        )
+        known = sorted(set(listed.stdout.split()))
+        if listed.returncode == 0 and known and str(partition) not in known:
+            raise ConfigError(
+                f"hydra.launcher.partition={partition} is not a partition of this cluster: "
+                f"it has {', '.join(known)} (set it in conf/local/slurm.yaml)"
+            )
+    timeout_s = float(launcher.get("timeout_min") or 0) * 60
+    delay = float(launcher.get("signal_delay_s") or 0)
+    if timeout_s <= 0 or delay >= timeout_s:
+        raise ConfigError(
+            f"hydra.launcher.signal_delay_s={delay:g} with timeout_min="
+            f"{launcher.get('timeout_min')}: the requeue signal must come after the job starts, "
+            "so the delay must be shorter than the time limit (leave it at its default)"
+        )
 
 
 def threads_per_job(jobs: int) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from advfit.checkpoints import AtomicCheckpointIO, usable_checkpoint
@@ -103,6 +103,39 @@ def parallel_jobs() -> int:
     return (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
 
 
+def job_number() -> int:
+    """This job's index in its sweep (Hydra's ``job.num``); 0 outside a sweep."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        return int(OmegaConf.select(HydraConfig.get(), "job.num", default=0) or 0)
+    except (ValueError, TypeError):
+        return 0
+
+
+def assigned_gpu(job: int, jobs_at_once: int, gpus: int) -> int | None:
+    """The GPU of job ``job`` when ``jobs_at_once`` jobs share ``gpus`` visible GPUs on one
+    machine: job k takes GPU k mod n. None when there is nothing to spread (one GPU, one job
+    at a time, or a scheduler that gives each job its own GPUs, as SLURM does)."""
+    if gpus <= 1 or jobs_at_once <= 1:
+        return None
+    return job % gpus
+
+
+def spread_over_gpus(cfg: DictConfig) -> None:
+    """Point ``trainer.devices`` at this job's GPU when jobs run side by side on a machine with
+    several (by default every job would take GPU 0). An explicit device choice is kept."""
+    accelerator = str(cfg.trainer.get("accelerator", "auto"))
+    devices = cfg.trainer.get("devices", "auto")
+    if accelerator not in ("auto", "gpu", "cuda") or str(devices) not in ("auto", "1"):
+        return
+    gpu = assigned_gpu(job_number(), parallel_jobs(), torch.cuda.device_count())
+    if gpu is not None:
+        with open_dict(cfg):
+            cfg.trainer.devices = [gpu]
+        log.info("job %d of jobs side by side: GPU %d", job_number(), gpu)
+
+
 def set_cpu_threads(cfg: DictConfig) -> None:
     """Share the CPU between jobs that run at once (hydra/launcher=joblib with n_jobs > 1).
 
@@ -166,6 +199,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log.info("skipping %s: it is complete (DONE exists)", run.root)
             return run.read_summary()
         set_cpu_threads(cfg)
+        spread_over_gpus(cfg)
         # The contract keeps the resolved config, so evaluate.py and the report need no Hydra.
         run.write_config(resolved)
         return fit(cfg, run, resolved)

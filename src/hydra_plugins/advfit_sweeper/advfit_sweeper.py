@@ -7,6 +7,7 @@ No ``from __future__ import annotations`` here: Hydra's plugin scanner loads thi
 outside ``sys.modules``, where dataclasses cannot resolve string annotations.
 """
 
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,15 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from advfit.config import register_resolvers, validate_train_config
 from advfit.data.prepare import prepare_all
 from advfit.errors import user_error
-from advfit.sweep import check_run_dir_matches, expand_ranges, job_run_dir, write_manifest
+from advfit.locks import LockHeld, file_lock
+from advfit.sweep import (
+    SWEEP_LOCK,
+    check_run_dir_matches,
+    check_slurm_launcher,
+    expand_ranges,
+    job_run_dir,
+    write_manifest,
+)
 
 
 @dataclass
@@ -43,13 +52,28 @@ class AdvfitSweeper(BasicSweeper):
         super().__init__(max_batch_size, dict(a.split("=", 1) for a in expanded))
 
     def sweep(self, arguments: list[str]) -> Any:
+        sweep_dir = Path(self.config.hydra.sweep.dir)
         try:
-            return self._sweep(expand_ranges(arguments))
+            # One launch at a time per sweep directory: a second would rewrite this one's
+            # bookkeeping and stop at the first run this one holds.
+            with file_lock(sweep_dir / SWEEP_LOCK):
+                return self._sweep(expand_ranges(arguments))
+        except LockHeld as held:
+            refuse(
+                f"{sweep_dir} is being swept by {held.holder}; wait for that launch to end, "
+                "or sweep into another directory (task_name=...)"
+            )
         except Exception as exc:
             cause = user_error(exc)
             if cause is None:
                 raise
-            raise SystemExit(f"error: {cause}") from None
+            refuse(str(cause))
+
+
+def refuse(message: str) -> None:
+    """Stop the launch with one line and exit status 2 (a user's mistake), before any job."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
     def _sweep(self, arguments: list[str]) -> Any:
         """BasicSweeper.sweep, but every job is checked before the first is launched, and the
@@ -62,6 +86,7 @@ class AdvfitSweeper(BasicSweeper):
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
         jobs = [job for batch in self.overrides for job in batch]
         run_dirs, data_cfgs = self.validate_batch_is_legal(jobs)
+        check_slurm_launcher(OmegaConf.to_container(self.config.hydra.launcher, resolve=True))
         # On the launching machine (a cluster's login node) before any job starts: jobs that
         # start together then find the data ready instead of each fetching it.
         prepare_all(data_cfgs)

@@ -1,0 +1,97 @@
+"""Every experiment composes with every launcher, with and without the site configs."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from advfit.config import signal_delay
+
+from .conftest import CONF
+
+EXPERIMENTS = [None, *sorted(p.stem for p in (CONF / "experiment").glob("*.yaml"))]
+LAUNCHERS = ["basic", "parallel", "joblib", "slurm", "submitit_slurm", "submitit_local"]
+
+
+def compose_launch(conf: Path, experiment: str | None, launcher: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        overrides = [f"hydra/launcher={launcher}"]
+        if experiment:
+            overrides.append(f"experiment={experiment}")
+        return compose("train", overrides=overrides, return_hydra_config=True)
+
+
+@pytest.fixture(params=[False, True], ids=["fresh-clone", "site-configs"])
+def conf(request, tmp_path) -> Path:
+    """The project's configs; with ``True``, the local examples copied into place as the
+    README says."""
+    if not request.param:
+        return CONF
+    copy = tmp_path / "conf"
+    shutil.copytree(CONF, copy)
+    for example in (copy / "local").glob("*.example.yaml"):
+        shutil.copy(example, example.with_name(example.name.replace(".example", "")))
+    return copy
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_every_experiment_composes_with_every_launcher(conf, experiment, launcher):
+    cfg = compose_launch(conf, experiment, launcher)
+    resolved = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    expected = {
+        "basic": "BasicLauncher",
+        "parallel": "JoblibLauncher",
+        "joblib": "JoblibLauncher",
+        "slurm": "SlurmLauncher",
+        "submitit_slurm": "SlurmLauncher",
+        "submitit_local": "LocalLauncher",
+    }[launcher]
+    assert resolved["_target_"].endswith(expected)
+    if launcher == "slurm":
+        assert resolved["max_num_timeout"] >= 20
+        assert resolved["signal_delay_s"] < resolved["timeout_min"] * 60
+        site = "debug" if conf != CONF else None
+        assert resolved["partition"] == site
+
+
+def test_the_site_config_reaches_the_slurm_launcher_only(tmp_path):
+    conf = tmp_path / "conf"
+    shutil.copytree(CONF, conf)
+    (conf / "local" / "slurm.yaml").write_text("partition: gpu\ntimeout_min: 30\n")
+    slurm = compose_launch(conf, "demo", "slurm").hydra.launcher
+    assert slurm.partition == "gpu" and slurm.timeout_min == 30
+    assert slurm.signal_delay_s == 120
+    assert "partition" not in compose_launch(conf, "demo", "parallel").hydra.launcher
+
+
+def test_the_signal_comes_early_enough_to_train_under_short_limits():
+    assert [signal_delay(m) for m in (1, 2, 4, 8, 240)] == [15, 30, 60, 120, 120]
+
+
+def test_jobs_side_by_side_spread_over_the_visible_gpus(monkeypatch):
+    from advfit import tasks
+
+    assert [tasks.assigned_gpu(k, 10, 4) for k in range(6)] == [0, 1, 2, 3, 0, 1]
+    assert tasks.assigned_gpu(3, 1, 4) is None  # one job at a time: Lightning's choice
+    assert tasks.assigned_gpu(3, 10, 1) is None  # one GPU (SLURM gives each job its own)
+    monkeypatch.setattr(tasks.torch.cuda, "device_count", lambda: 3)
+    monkeypatch.setattr(tasks, "parallel_jobs", lambda: 10)
+    for job, gpu in ((0, 0), (4, 1), (8, 2)):
+        monkeypatch.setattr(tasks, "job_number", lambda job=job: job)
+        cfg = OmegaConf.create({"trainer": {"accelerator": "auto", "devices": "auto"}})
+        OmegaConf.set_struct(cfg, True)
+        tasks.spread_over_gpus(cfg)
+        assert cfg.trainer.devices == [gpu]
+    cfg = OmegaConf.create({"trainer": {"accelerator": "gpu", "devices": [2]}})
+    tasks.spread_over_gpus(cfg)
+    assert cfg.trainer.devices == [2]  # a user's own choice is kept
+    cfg = OmegaConf.create({"trainer": {"accelerator": "cpu", "devices": "auto"}})
+    tasks.spread_over_gpus(cfg)
+    assert cfg.trainer.devices == "auto"

@@ -69,12 +69,6 @@ class AdvfitSweeper(BasicSweeper):
                 raise
             refuse(str(cause))
 
-
-def refuse(message: str) -> None:
-    """Stop the launch with one line and exit status 2 (a user's mistake), before any job."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
     def _sweep(self, arguments: list[str]) -> Any:
         """BasicSweeper.sweep, but every job is checked before the first is launched, and the
         sweep's runs are recorded (``sweep.json``) so that each job reports, as it completes,
@@ -132,3 +126,9 @@ def refuse(message: str) -> None:
         finally:
             HydraConfig.instance().cfg = master
         return run_dirs, data_cfgs
+
+
+def refuse(message: str) -> None:
+    """Stop the launch with one line and exit status 2 (a user's mistake), before any job."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)

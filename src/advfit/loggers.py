@@ -32,12 +32,20 @@ WANDB_MODES = ("auto", "online", "offline", "disabled")
 log = logging.getLogger(__name__)
 
 
+#: W&B's own server, unless ``WANDB_BASE_URL`` names another (a self-hosted one).
+WANDB_SERVER = "https://api.wandb.ai"
+
+
+def wandb_server() -> str:
+    return os.environ.get("WANDB_BASE_URL") or WANDB_SERVER
+
+
 def wandb_logged_in() -> bool:
     """True when W&B has credentials: WANDB_API_KEY, or a `wandb login` entry in ~/.netrc
     for the W&B host in use (``WANDB_BASE_URL``, a self-hosted server included)."""
     if os.environ.get("WANDB_API_KEY"):
         return True
-    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").hostname
+    host = urlparse(wandb_server()).hostname
     try:
         return netrc.netrc().authenticators(host or "api.wandb.ai") is not None
     except (FileNotFoundError, netrc.NetrcParseError, OSError):
@@ -47,7 +55,7 @@ def wandb_logged_in() -> bool:
 def wandb_reachable(timeout: float = 5.0) -> bool:
     """True when this machine opens a connection to the W&B server in ``timeout`` seconds
     (a cluster's compute nodes often have no route out)."""
-    url = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+    url = urlparse(wandb_server())
     port = url.port or (80 if url.scheme == "http" else 443)
     try:
         socket.create_connection((url.hostname or "api.wandb.ai", port), timeout=timeout).close()
@@ -123,7 +131,7 @@ def start_loggers(loggers: list[Any]) -> None:
             try:
                 _ = logger.experiment
             except wandb.errors.Error as err:
-                host = os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai"
+                host = wandb_server()
                 raise RunError(
                     f"W&B could not start an online run at {host}: {first_line(err)}. Check `wandb login` "
                     "(or WANDB_API_KEY) and the network, or log offline with "

@@ -18,22 +18,24 @@ help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/^fig%:/fig3..fig10:/' \
 	  | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
 
-install: $(STAMP) ## Create .venv, install advfit with its dev tools (and Fashion-MNIST, Chromium on Debian)
+install: $(STAMP) ## Create .venv, install advfit with its dev tools (and Fashion-MNIST, Chromium, SLURM on Debian)
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
-	@if [ ! -d $(FMNIST) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing Debian's dataset-fashion-mnist"; \
-	  (apt-get update -q && apt-get install -y -q dataset-fashion-mnist) >/dev/null \
-	  || echo "warning: could not install dataset-fashion-mnist; torchvision will download Fashion-MNIST"; \
-	fi
-	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing Debian's chromium (the report's browser test)"; \
-	  (apt-get update -q && apt-get install -y -q chromium) >/dev/null \
-	  || echo "warning: could not install chromium; the browser test will be skipped"; \
-	fi
+	@# Debian packages the tests use for real: Fashion-MNIST, Chromium (the report's browser
+	@# test), slurm-wlm and munge (a single-node SLURM for the cluster tests). Root on Debian only.
+	@missing=""; \
+	  [ -d $(FMNIST) ] || missing="$$missing dataset-fashion-mnist"; \
+	  command -v chromium >/dev/null || missing="$$missing chromium"; \
+	  command -v sbatch >/dev/null || missing="$$missing slurm-wlm"; \
+	  command -v munged >/dev/null || [ -x /usr/sbin/munged ] || missing="$$missing munge"; \
+	  if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's$$missing"; \
+	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing) >/dev/null \
+	    || echo "warning: could not install$$missing; the tests that need them will be skipped"; \
+	  fi
 	@touch $(STAMP)
 
 # make test runs the suite in TEST_JOBS pytest-xdist workers (default: one per core, at most

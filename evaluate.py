@@ -4,12 +4,10 @@ python evaluate.py run_dir=multirun/demo/fashion_mnist-normal-fold0-seed0
 python evaluate.py run_dir=<dir> attack=[fgsm,cw] replay.n_images=500
 """
 
-import sys
-
 import hydra
 from omegaconf import DictConfig
 
-from advfit.cli import normalize_argv, reports_user_errors
+from advfit.cli import reports_user_errors, run_entry
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
@@ -23,5 +21,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.argv = normalize_argv(sys.argv)
-    main()
+    run_entry(main)

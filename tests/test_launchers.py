@@ -95,3 +95,36 @@ def test_jobs_side_by_side_spread_over_the_visible_gpus(monkeypatch):
     cfg = OmegaConf.create({"trainer": {"accelerator": "cpu", "devices": "auto"}})
     tasks.spread_over_gpus(cfg)
     assert cfg.trainer.devices == "auto"
+
+
+def test_threads_stay_within_the_cores_the_job_was_given(monkeypatch):
+    from advfit import sweep, tasks
+
+    monkeypatch.setattr(sweep.os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert sweep.usable_cores() == 16 and sweep.threads_per_job(3) == 5
+    # SLURM allotted 2 of the node's 16 cores without binding the job to them.
+    monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
+    assert sweep.usable_cores() == 2 and sweep.threads_per_job(4) == 1
+    monkeypatch.setattr(sweep.os, "sched_getaffinity", lambda pid: {0})  # bound to one core
+    assert sweep.usable_cores() == 1
+
+    monkeypatch.setattr(sweep.os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.setattr(tasks, "parallel_jobs", lambda: 1)
+    before = tasks.torch.get_num_threads()
+    try:
+        for cpu_threads, env, expected in (
+            (None, {"SLURM_CPUS_PER_TASK": "2"}, 2),  # the allotment, not the node's 16
+            (3, {"SLURM_CPUS_PER_TASK": "2"}, 3),  # the user's own number wins
+            (None, {"OMP_NUM_THREADS": "1"}, 1),  # as torch read it at start
+        ):
+            monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
+            for key, value in env.items():
+                monkeypatch.setenv(key, value)
+            if "OMP_NUM_THREADS" in env:
+                tasks.torch.set_num_threads(1)
+            tasks.set_cpu_threads(OmegaConf.create({"cpu_threads": cpu_threads}))
+            assert tasks.torch.get_num_threads() == expected, (cpu_threads, env)
+    finally:
+        tasks.torch.set_num_threads(before)

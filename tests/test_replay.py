@@ -149,6 +149,10 @@ def test_evaluate_bad_run_directories(trained, tmp_path):
     said = result.stderr + result.stdout
     assert result.returncode == 2 and "evaluate.py needs run_dir=<a run directory>" in said
     assert "Traceback" not in said
+    # A key evaluate.py does not have: Hydra's refusal, exit 2 as well.
+    result = run_cli("evaluate.py", f"run_dir={run.root}", "attak=[fgsm]", cwd=tmp_path)
+    said = result.stderr + result.stdout
+    assert result.returncode == 2 and "Could not override 'attak'" in said, said
 
     # The other refusals in-process (the exit status and the message's path are above).
     copy = tmp_path / "corrupt"

@@ -200,15 +200,25 @@ def test_same_seed_same_numbers(tmp_path, fmnist_dir):
     ("args", "message"),
     [
         # As a user meets them (a process, its exit status and output): one of advfit's
-        # checks and one of Hydra's composition errors. The other values are checked
+        # checks and Hydra's composition errors, all exit 2. The other values are checked
         # in-process below, through the same train().
         (["fold=7"], "fold=7 is invalid: accepted values are 0..4"),
-        (["data=imagenet"], "Could not find 'data/imagenet'"),
+        (
+            ["data=imagenet"],
+            "data=imagenet is not an option; data is one of: cifar10, custom, fashion_mnist",
+        ),
+        (["regime.lrr=3"], "Could not override 'regime.lrr': Key 'lrr' is not in struct"),
+        (
+            ["-m", "hydra/launcher=parallel", "hydra.launcher.partition=gpu"],
+            "Key 'partition' not in 'JobLibLauncherConf'",
+        ),
+        (["-m", "fold=0,1", "regime=normal,fast"], "regime=fast is not an option"),
+        (["fold=[0"], "error: no viable alternative at input"),
     ],
 )
 def test_bad_input_stops_before_training(tmp_path, args, message):
-    result = run_cli("train.py", f"paths.root_dir={tmp_path}", "logger=none", *args, cwd=tmp_path)
-    assert result.returncode != 0  # 2 for advfit's checks, 1 for Hydra's own errors
+    result = run_cli("train.py", *args, f"paths.root_dir={tmp_path}", "logger=none", cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     assert not list(tmp_path.rglob("DONE")) and not list(tmp_path.rglob("epoch_*.pt"))

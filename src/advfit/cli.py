@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import os
 import signal
 import sys
 import warnings
@@ -110,6 +111,62 @@ def reports_user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(2)
 
     return wrapper
+
+
+def _composition_refused(err: Exception) -> str:
+    """Hydra's reason for refusing the command line, in one line: the unknown choice with the
+    group's options, or the key it could not set with the cause (``Key 'x' is not in struct``),
+    without Hydra's search path and its advice to add keys with ``+``."""
+    lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
+    missing, options = getattr(err, "missing_cfg_file", None), getattr(err, "options", None)
+    if missing and options:
+        group, _, choice = str(missing).rpartition("/")
+        return f"{group}={choice} is not an option; {group} is one of: {', '.join(options)}"
+    keep = [line for line in lines if not line.startswith(("To append", "Config search"))]
+    text = " ".join(keep).rstrip(".")
+    cause = err.__cause__
+    if cause is not None and str(cause).strip():
+        text += f": {str(cause).strip().splitlines()[0]}"
+    return text
+
+
+def refuses_bad_compositions(run_and_report: Callable[..., Any]) -> Callable[..., Any]:
+    """Hydra's run_and_report with a command line Hydra cannot compose (an unknown config
+    choice or key, a key the chosen launcher does not have, a malformed override) reported in
+    its own words and exit status 2, as advfit's own refusals are; Hydra exits 1, the status
+    of a run that failed."""
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+    )
+
+    refused = (ConfigCompositionException, MissingConfigException, OverrideParseException)
+
+    @functools.wraps(run_and_report)
+    def wrapper(func: Callable[[], Any]) -> Any:
+        def composed() -> Any:
+            try:
+                return func()
+            except refused as err:
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                print(f"error: {_composition_refused(err)}", file=sys.stderr)
+                sys.exit(2)
+
+        return run_and_report(composed)
+
+    return wrapper
+
+
+def run_entry(main: Callable[[], Any]) -> None:
+    """Run an entry point's Hydra ``main``: the command line's spellings rewritten
+    (:func:`normalize_argv`), and Hydra's composition errors exiting 2."""
+    import hydra._internal.utils as hydra_utils
+
+    sys.argv = normalize_argv(sys.argv)
+    hydra_utils.run_and_report = refuses_bad_compositions(hydra_utils.run_and_report)
+    main()
 
 
 register_resolvers()

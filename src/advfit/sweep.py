@@ -56,9 +56,23 @@ def check_slurm_launcher(launcher: dict[str, Any]) -> None:
         )
 
 
+def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity (taskset, cpusets, a scheduler's
+    binding), and no more than SLURM allotted the job (``SLURM_CPUS_PER_TASK``), which a
+    cluster without CPU binding does not enforce: torch would take every core of the node."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # no affinity on this platform
+        cores = os.cpu_count() or 1
+    allotted = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if allotted.isdigit() and int(allotted) >= 1:
+        cores = min(cores, int(allotted))
+    return max(1, cores)
+
+
 def threads_per_job(jobs: int) -> int:
-    """CPU threads for each of ``jobs`` jobs running at once: cores // jobs, at least 1."""
-    return max(1, (os.cpu_count() or 1) // max(1, int(jobs)))
+    """CPU threads for each of ``jobs`` jobs running at once: usable cores // jobs, at least 1."""
+    return max(1, usable_cores() // max(1, int(jobs)))
 
 
 _RANGE = re.compile(r"^(?P<key>[+~]*[\w.\-/@]+)=(?P<start>\d+)-(?P<stop>\d+)$")

@@ -22,7 +22,7 @@ from advfit.errors import ConfigError, RunError
 from advfit.loggers import close, finish_loggers, log_replay, open_wandb_run, start_loggers
 from advfit.replay import Replay
 from advfit.rundir import RunDir
-from advfit.sweep import check_run_dir_matches, progress, threads_per_job
+from advfit.sweep import check_run_dir_matches, progress, threads_per_job, usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def parallel_jobs() -> int:
         n_jobs = int(OmegaConf.select(HydraConfig.get(), "launcher.n_jobs", default=1) or 1)
     except (ValueError, TypeError):
         return 1
-    return (os.cpu_count() or 1) if n_jobs == -1 else max(1, n_jobs)
+    return usable_cores() if n_jobs == -1 else max(1, n_jobs)
 
 
 def job_number() -> int:
@@ -137,16 +137,18 @@ def spread_over_gpus(cfg: DictConfig) -> None:
 
 
 def set_cpu_threads(cfg: DictConfig) -> None:
-    """Share the CPU between jobs that run at once (hydra/launcher=joblib with n_jobs > 1).
-
-    ``cpu_threads`` in config wins; otherwise each of n parallel jobs gets cores // n threads.
-    """
+    """Set torch's CPU threads: ``cpu_threads`` when given; else each of n jobs running side by
+    side gets usable cores // n; else ``OMP_NUM_THREADS`` when set; else the usable cores
+    (:func:`advfit.sweep.usable_cores`: the affinity, capped by SLURM's allotment). Torch on
+    its own takes every core of a node SLURM gave two of; beside busy processes each extra
+    thread costs (BENCHMARKS.md, "Training on a shared machine")."""
     threads = cfg.get("cpu_threads")
     if threads is None:
         n_jobs = parallel_jobs()
-        if n_jobs <= 1:
-            return
-        threads = threads_per_job(n_jobs)
+        if n_jobs == 1 and os.environ.get("OMP_NUM_THREADS", "").isdigit():
+            threads = torch.get_num_threads()
+        else:
+            threads = threads_per_job(n_jobs)
     torch.set_num_threads(int(threads))
     log.info("using %d CPU threads", int(threads))
 

@@ -1,0 +1,268 @@
+"""The SLURM launcher on a real single-node SLURM cluster (tests/slurm_cluster.py).
+
+Skipped, with the reason, where the cluster cannot be started (no root, no Debian packages:
+``make install`` installs slurm-wlm and munge on Debian as root).
+
+SLURM keeps a requeued job pending for about two minutes (its EligibleTime is the requeue plus
+120 s). A cluster's operator may start it sooner; these tests do so (``scontrol update
+StartTime=now``) to keep the suite short. The requeue itself, the restart and the resume are
+SLURM's and advfit's own.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from advfit.locks import file_lock
+from tests import slurm_cluster
+from tests.conftest import ROOT, run_cli, user_env
+
+pytestmark = pytest.mark.slow
+
+TINY = [
+    "data.train_subset=1000",
+    "data.test_subset=200",
+    "replay.n_images=30",
+    "metrics.n_images=50",
+    "metrics.clever=null",
+    "attack=[fgsm]",
+    "logger=none",
+    "trainer.enable_progress_bar=false",
+]
+
+# One run longer than a one-minute time limit (SLURM signals it after 45 s): 24 epochs on
+# 12,000 images (about 2 s each on one core here), with CLEVER on two images every sixth
+# snapshot, so that every file the resume must reproduce (epochs.csv, distances.csv,
+# clever.csv) is written. One thread wherever it runs: CPU results are bit-identical at a
+# fixed thread count.
+EPOCHS = 24
+LONG = [
+    "regime=overfit",
+    "fold=0",
+    f"trainer.max_epochs={EPOCHS}",
+    "data.train_subset=12000",
+    "data.test_subset=300",
+    "replay.n_images=50",
+    "metrics.n_images=50",
+    "metrics.clever.n_images=2",
+    "metrics.clever.pool_factor=2",
+    "metrics.every_k=6",
+    "attack=[fgsm,pgd]",
+    "logger=none",
+    "trainer.enable_progress_bar=false",
+    "cpu_threads=1",
+    "task_name=long",
+]
+COMPARED = ("epochs.csv", "distances.csv", "clever.csv")
+
+
+@pytest.fixture(scope="module")
+def slurm() -> dict[str, str]:
+    """The environment that reaches the cluster (started once; pytest-xdist workers share it)."""
+    slurm_cluster.HOME.mkdir(parents=True, exist_ok=True)
+    try:
+        with file_lock(slurm_cluster.HOME / "start.lock", wait=True):
+            return slurm_cluster.start()
+    except slurm_cluster.Unavailable as why:
+        pytest.skip(f"SLURM cannot run here: {why}")
+
+
+def squeue(env: dict[str, str]) -> list[tuple[str, str, str]]:
+    """(job id, state, reason) of the cluster's jobs."""
+    out = subprocess.run(
+        ["squeue", "--noheader", "--format=%i %T %r"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    return [tuple(line.split()[:3]) for line in out.stdout.splitlines() if line.strip()]
+
+
+def start_held_jobs(env: dict[str, str], jobs: set[str]) -> None:
+    """Start those of ``jobs`` SLURM holds after a requeue (reason BeginTime) now."""
+    for job, state, reason in squeue(env):
+        if job in jobs and state == "PENDING" and reason == "BeginTime":
+            subprocess.run(
+                ["scontrol", "update", f"JobId={job}", "StartTime=now"], env=env, check=True
+            )
+
+
+def job_ids(sweep: Path) -> set[str]:
+    """The SLURM ids of a sweep's jobs (array tasks, ``<array>_<task>``): submitit names a
+    folder after each job it submitted."""
+    return {p.parent.name for p in (sweep / ".submitit").glob("*/*_submitted.pkl")}
+
+
+def launch(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    log = (cwd / "launch.log").open("w")
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), "-m", *args],
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=user_env(**env),
+    )
+
+
+def wait_for(
+    proc: subprocess.Popen, cwd: Path, sweep: Path, env: dict[str, str], on_poll=None
+) -> str:
+    """Wait for a launch to end, starting its held jobs; returns its output."""
+    deadline = time.monotonic() + 480
+    while proc.poll() is None:
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"the launch did not end in 480 s: {squeue(env)}")
+        if on_poll is not None:
+            on_poll()
+        start_held_jobs(env, job_ids(sweep))
+        time.sleep(1)
+    return (cwd / "launch.log").read_text()
+
+
+def job_log(sweep: Path) -> str:
+    """Everything the sweep's jobs printed, over every start."""
+    logs = sorted((sweep / ".submitit").rglob("*_log.*"))
+    return "\n".join(p.read_text() for p in logs)
+
+
+def uninterrupted(tmp_path_factory, data_dir: Path) -> Path:
+    """The long run trained in one go on this machine, what every interrupted run must equal:
+    trained once for the whole session (pytest-xdist workers share it through a lock)."""
+    root = tmp_path_factory.getbasetemp().parent / "slurm-uninterrupted"
+    root.mkdir(exist_ok=True)
+    with file_lock(root / ".lock", wait=True):
+        runs = list((root / "multirun" / "long").glob("*/DONE"))
+        if not runs:
+            result = run_cli(
+                "train.py", *LONG, f"paths.root_dir={root}", f"paths.data_dir={data_dir}", cwd=root
+            )
+            assert result.returncode == 0, result.stderr[-3000:]
+            runs = list((root / "multirun" / "long").glob("*/DONE"))
+    (done,) = runs
+    return done.parent
+
+
+def assert_equal_files(run: Path, reference: Path) -> None:
+    assert run.name == reference.name and (run / "DONE").is_file()
+    for name in COMPARED:
+        pd.testing.assert_frame_equal(pd.read_csv(run / name), pd.read_csv(reference / name))
+
+
+def test_a_two_by_two_sweep_runs_on_slurm_and_its_report_builds(slurm, tmp_path, fmnist_dir):
+    result = run_cli(
+        "train.py",
+        "-m",
+        "hydra/launcher=slurm",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.timeout_min=10",
+        "regime=normal,overfit",
+        "fold=0,1",
+        "trainer.max_epochs=2",
+        "task_name=cluster",
+        f"paths.root_dir={tmp_path}",
+        f"paths.data_dir={fmnist_dir}",
+        *TINY,
+        cwd=tmp_path,
+        env=slurm,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    sweep = tmp_path / "multirun" / "cluster"
+    runs = [p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert len(runs) == 4 and all((run / "DONE").is_file() for run in runs)
+    # Each job ran under SLURM (its logs are under .submitit, one folder per job) with the
+    # one CPU it asked for.
+    assert len(job_ids(sweep)) == 4
+    assert job_log(sweep).count("using 1 CPU threads") == 4
+    for run in runs:
+        epochs = pd.read_csv(run / "epochs.csv")
+        assert len(epochs) == 2 and epochs["asr_fgsm"].notna().all()
+        if "overfit" in run.name:  # lr 0.0024 learns in two epochs (chance: 0.1)
+            assert epochs["test_acc"].iloc[-1] > 0.5
+    out = subprocess.run(
+        [sys.executable, "-m", "advfit.report", str(sweep)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=user_env(),
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    report = (sweep / "report" / "report.md").read_text()
+    assert "Finished runs: 4; left out (no DONE): 0" in report
+    verdict = pd.read_csv(sweep / "report" / "verdict.csv")
+    assert sorted(verdict["regime"]) == ["normal", "overfit"] and set(verdict["folds"]) == {2}
+
+
+def test_a_job_requeued_while_it_trains_resumes_after_its_last_epoch(
+    slurm, tmp_path, tmp_path_factory, fmnist_dir
+):
+    args = [
+        "hydra/launcher=slurm",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.timeout_min=10",
+        *LONG,
+        f"paths.root_dir={tmp_path}",
+        f"paths.data_dir={fmnist_dir}",
+    ]
+    sweep = tmp_path / "multirun" / "long"
+    requeued: list[int] = []
+
+    def requeue_after_the_second_epoch() -> None:
+        epochs = list(sweep.glob("*/epochs.csv"))
+        if requeued or not epochs or len(pd.read_csv(epochs[0])) < 2:
+            return
+        (job,) = job_ids(sweep)
+        subprocess.run(["scontrol", "requeue", job], env=slurm, check=True)
+        requeued.append(len(pd.read_csv(epochs[0])))
+
+    proc = launch(args, tmp_path, slurm)
+    with ThreadPoolExecutor(1) as pool:  # the reference trains while the job runs
+        reference = pool.submit(uninterrupted, tmp_path_factory, fmnist_dir)
+        output = wait_for(proc, tmp_path, sweep, slurm, on_poll=requeue_after_the_second_epoch)
+    assert proc.returncode == 0, output[-3000:]
+    assert requeued and requeued[0] < EPOCHS, "the job finished before it could be requeued"
+    (run,) = [p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    log = job_log(sweep)
+    resumed = [int(n) for n in re.findall(r"after epoch (\d+) \(last\.ckpt\)", log)]
+    # It came back once and resumed after the last epoch it had finished (the requeue came
+    # after epoch requeued[0] was logged; the next may have finished before SLURM stopped it).
+    assert len(resumed) == 1 and resumed[0] in (requeued[0], requeued[0] + 1), (resumed, log)
+    trained = [int(n) for n in re.findall(r"epoch (\d+) trained", log)]
+    assert trained[-(EPOCHS - resumed[0]) :] == list(range(resumed[0] + 1, EPOCHS + 1))
+    assert_equal_files(run, reference.result())
+
+
+def test_a_job_with_a_time_limit_shorter_than_its_run_is_requeued_until_it_finishes(
+    slurm, tmp_path, tmp_path_factory, fmnist_dir
+):
+    args = [
+        "hydra/launcher=slurm",
+        "hydra.launcher.cpus_per_task=1",
+        "hydra.launcher.timeout_min=1",
+        *LONG,
+        f"paths.root_dir={tmp_path}",
+        f"paths.data_dir={fmnist_dir}",
+    ]
+    sweep = tmp_path / "multirun" / "long"
+    proc = launch(args, tmp_path, slurm)
+    with ThreadPoolExecutor(1) as pool:  # the reference trains while the job runs
+        reference = pool.submit(uninterrupted, tmp_path_factory, fmnist_dir)
+        output = wait_for(proc, tmp_path, sweep, slurm)
+    assert proc.returncode == 0, output[-3000:]
+    (run,) = [p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    log = job_log(sweep)
+    # SLURM signalled it at least once before its limit; submitit requeued it each time and
+    # each start resumed after the last finished epoch, the epochs strictly increasing.
+    assert log.count("timed-out") >= 1, log[-3000:]
+    resumed = [int(n) for n in re.findall(r"after epoch (\d+) \(last\.ckpt\)", log)]
+    assert resumed and resumed == sorted(set(resumed)), resumed
+    assert_equal_files(run, reference.result())

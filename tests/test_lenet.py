@@ -2,6 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from advfit.errors import ConfigError
 from advfit.models import LeNet
 
 
@@ -244,3 +245,29 @@ def test_on_a_gpu_a_training_step_never_waits_for_the_device():
     assert values["loss"].item() == pytest.approx(sum(losses) / len(losses), rel=1e-6)
     assert model.train_metrics.images.item() == 128
     assert 0.0 <= values["acc"].item() <= 1.0
+
+
+def test_the_keras_initialisation_is_glorot_uniform_with_zero_biases():
+    torch.manual_seed(0)
+    net = LeNet((1, 32, 32), 10, init="keras")
+    layers = [m for m in net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(layers) == 5
+    for layer in layers:
+        w = layer.weight.detach()
+        receptive = w[0, 0].numel() if w.ndim == 4 else 1
+        fan_in, fan_out = w.shape[1] * receptive, w.shape[0] * receptive
+        expected = 2 / (fan_in + fan_out)  # Glorot: U(-a, a), a = sqrt(6 / (in + out))
+        # The sample variance of n uniform draws has a relative standard error of about
+        # sqrt(0.8 / n) (kurtosis 1.8): within 5 of them.
+        tolerance = 5 * (0.8 / w.numel()) ** 0.5
+        assert abs(w.var().item() / expected - 1) < tolerance, (layer, w.var().item(), expected)
+        assert w.abs().max() <= (3 * expected) ** 0.5 + 1e-7
+        assert torch.count_nonzero(layer.bias) == 0
+    # PyTorch's own: Kaiming-uniform (a = sqrt(5)), variance 1 / (3 fan_in), biases nonzero.
+    torch.manual_seed(0)
+    default = LeNet((1, 32, 32), 10)
+    first = default.classifier[0]
+    assert torch.count_nonzero(first.bias) > 0
+    assert abs(first.weight.var().item() * 3 * first.in_features - 1) < 0.05
+    with pytest.raises(ConfigError, match="model.net.init='glorot' is invalid: accepted are"):
+        LeNet((1, 32, 32), 10, init="glorot")

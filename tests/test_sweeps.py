@@ -45,6 +45,16 @@ def test_config_differences_name_the_keys():
     assert config_differences(old, new) == ["regime.lr: 0.1 -> 0.2"]
 
 
+def test_keys_added_later_read_as_what_older_runs_did():
+    old = {"model": {"net": {"pool": "max"}, "optimizer": {"lr": 0.1}}}
+    same = {
+        "model": {"net": {"pool": "max", "init": "torch"}, "optimizer": {"lr": 0.1, "eps": 1e-8}}
+    }
+    assert config_differences(old, same) == []
+    keras = {"model": {"net": {"pool": "max", "init": "keras"}, "optimizer": {"lr": 0.1}}}
+    assert config_differences(old, keras) == ["model.net.init: 'torch' -> 'keras'"]
+
+
 def test_progress_counts_complete_runs_and_estimates_the_time_left(tmp_path, monkeypatch):
     runs = [tmp_path / f"run{i}" for i in range(5)]
     for run in runs:

@@ -33,6 +33,9 @@ logging.getLogger("pytorch_lightning.utilities.rank_zero").addFilter(_NoAdverts(
 #: per job about code neither advfit nor its user can change.
 LEAFSPEC_NOTICE = r"`isinstance\(treespec, LeafSpec\)` is deprecated"
 warnings.filterwarnings("ignore", message=LEAFSPEC_NOTICE, category=FutureWarning)
+#: Lightning, on a machine with SLURM installed, advises starting each job with srun: advfit's
+#: jobs are one process each (the SLURM launcher starts them), so the advice does not apply.
+warnings.filterwarnings("ignore", message="The `srun` command is available")
 
 # Spellings the command line accepts for a config group that Hydra itself would refuse:
 # ``metrics=null`` (no metrics) is the group option ``metrics=none``.

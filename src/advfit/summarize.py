@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from advfit.rundir import RunDir
-from advfit.sweep import read_manifest
+from advfit.sweep import not_learned_line, read_manifest
 
 
 def finished_runs(sweep: Path) -> list[RunDir]:
@@ -71,12 +71,17 @@ def main(argv: list[str] | None = None) -> int:
             epochs.index = [f"{e}*" if e == best else str(e) for e in epochs.index]
             epochs.index.name = "epoch"
             print(f"\n== {run.root}  (best epoch {best}, marked *: the attacks were crafted there)")
+            learned = run.read_summary().get("learned") or {}
+            if learned.get("learned") is False:
+                print(f"did not learn: {learned.get('reason')}")
             # "-": not scored at that epoch (metrics.every_k), not a failure.
             print(epochs.round(3).to_string(na_rep="-"))
         total += len(runs)
         print(f"\n{len(runs)} finished run(s) under {sweep.resolve()}", end="")
         print(f"; {len(unfinished)} unfinished:" if unfinished else "")
         for line in unfinished:
+            print(line)
+        if (line := not_learned_line(run.root for run in runs)) is not None:
             print(line)
     return 0 if total else 1
 

@@ -108,9 +108,25 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
+#: Keys added after run directories were first written, each with the value that matches what
+#: those runs did: a saved config that has the key's section but not the key reads as holding
+#: it, so that older runs still resume, and pool in a report with new runs at the default.
+ADDED_KEYS = {"model.net.init": "torch", "model.optimizer.eps": 1e-8}
+
+
+def flat_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A resolved config flattened to dotted keys, with :data:`ADDED_KEYS` filled in."""
+    flat = flatten(config)
+    for key, value in ADDED_KEYS.items():
+        section = key.rsplit(".", 1)[0] + "."
+        if key not in flat and any(k.startswith(section) for k in flat):
+            flat[key] = value
+    return flat
+
+
 def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """Keys whose values differ between two resolved configs, ignoring where things go."""
-    old, new = flatten(saved), flatten(current)
+    old, new = flat_config(saved), flat_config(current)
     keys = sorted(set(old) | set(new))
     return [
         f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}"
@@ -161,6 +177,26 @@ def read_manifest(sweep_dir: Path) -> tuple[float, list[str]] | None:
         return float(manifest["started"]), [str(n) for n in manifest["runs"]]
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def not_learned_line(run_dirs: Iterable[Path]) -> str | None:
+    """ "k of n runs did not learn: name (why); ..." over the finished runs among ``run_dirs``
+    (their summary.json's ``learned``, advfit.learning), or None when every one learned."""
+    finished, dead = 0, []
+    for run_dir in run_dirs:
+        try:
+            summary = json.loads((Path(run_dir) / "summary.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if not (Path(run_dir) / "DONE").is_file():
+            continue
+        finished += 1
+        learned = summary.get("learned")
+        if isinstance(learned, dict) and learned.get("learned") is False:
+            dead.append(f"{Path(run_dir).name} ({learned.get('reason')})")
+    if not dead:
+        return None
+    return f"{len(dead)} of {finished} runs did not learn: {'; '.join(dead)}"
 
 
 def progress(run_dir: Path, at_once: int = 1) -> str | None:

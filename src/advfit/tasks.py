@@ -19,6 +19,7 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 from advfit.checkpoints import AtomicCheckpointIO, usable_checkpoint
 from advfit.config import replay_attacks, validate_train_config
 from advfit.errors import ConfigError, RunError
+from advfit.learning import learning_summary
 from advfit.loggers import close, finish_loggers, log_replay, open_wandb_run, start_loggers
 from advfit.replay import Replay
 from advfit.rundir import RunDir
@@ -229,8 +230,12 @@ def fit(cfg: DictConfig, run: RunDir, resolved: dict[str, Any]) -> dict[str, Any
             "setup": fit_started - started,
             "fit_and_replay": time.perf_counter() - fit_started,
         }
+        learned = learning_summary(run.read_epochs(), datamodule.num_classes, len(datamodule.y_val))
+        if not learned["learned"]:
+            log.warning("%s did not learn: %s", run.root.name, learned["reason"])
         summary = run.update_summary(
             **run_identity(cfg),
+            learned=learned,
             best_epoch=run.best_epoch(),
             epochs_completed=int(trainer.current_epoch),
             device=str(trainer.strategy.root_device),

@@ -10,6 +10,9 @@ from advfit.models.conv import InputConv2d
 from advfit.models.pooling import MaxPool2d
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh}
+#: How the weights start: Keras's defaults (Glorot-uniform kernels, zero biases: the paper's
+#: framework) or PyTorch's (Kaiming-uniform with a = sqrt(5), uniform biases).
+INITS = ("keras", "torch")
 POOLS = {"max": MaxPool2d, "avg": nn.AvgPool2d}
 
 
@@ -26,6 +29,7 @@ class LeNet(nn.Module):
         num_classes: number of output logits.
         activation: ``relu`` (the usual Keras rendition, assumed for the paper) or ``tanh``.
         pool: ``max`` (Keras rendition) or ``avg`` (closer to the original subsampling).
+        init: ``keras`` (Glorot-uniform kernels, zero biases) or ``torch`` (PyTorch's).
     """
 
     def __init__(
@@ -34,8 +38,13 @@ class LeNet(nn.Module):
         num_classes: int,
         activation: str = "relu",
         pool: str = "max",
+        init: str = "torch",
     ) -> None:
         super().__init__()
+        if init not in INITS:
+            raise ConfigError(
+                f"model.net.init={init!r} is invalid: accepted are {', '.join(INITS)}"
+            )
         if activation not in ACTIVATIONS:
             raise ConfigError(
                 f"model.net.activation={activation!r} is invalid: "
@@ -69,6 +78,11 @@ class LeNet(nn.Module):
             act(),
             nn.Linear(84, num_classes),
         )
+        if init == "keras":
+            for layer in self.modules():
+                if isinstance(layer, (nn.Conv2d, nn.Linear)):
+                    nn.init.xavier_uniform_(layer.weight)
+                    nn.init.zeros_(layer.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(self.pad(x)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -50,8 +51,16 @@ def classify(
     sets: dict[str, AdversarialSet],
     batch_size: int,
 ) -> dict[str, float]:
-    """One snapshot's ``test_acc`` and ``asr_<attack>`` (1 - accuracy on the crafted set)."""
-    row = {"test_acc": accuracy(net, x_test, y_test, batch_size)}
+    """One snapshot's ``test_acc`` and ``asr_<attack>`` (1 - accuracy on the crafted set).
+
+    A snapshot that predicts one class for every test image has no meaningful ASR (whether an
+    adversarial "succeeds" depends only on its label): its ASRs are NaN, which the verdict's
+    rho and ASR change leave out."""
+    predicted = predict(net, x_test, batch_size)
+    row = {"test_acc": (predicted == y_test).float().mean().item()}
+    one_class = len(predicted) > 1 and bool((predicted == predicted[0]).all())
     for name, adv in sets.items():
-        row[f"asr_{name}"] = 1.0 - accuracy(net, adv.x_adv, adv.labels, batch_size)
+        row[f"asr_{name}"] = (
+            math.nan if one_class else 1.0 - accuracy(net, adv.x_adv, adv.labels, batch_size)
+        )
     return row

@@ -16,7 +16,13 @@ from omegaconf import OmegaConf
 
 from advfit.errors import ConfigError
 from advfit.loggers import WANDB_MODES, log_report, open_report_run
-from advfit.report.collect import ReportError, aggregate, collect, pooled_distances
+from advfit.report.collect import (
+    ReportError,
+    aggregate,
+    collect,
+    judge_learning,
+    pooled_distances,
+)
 from advfit.report.document import (
     Bullets,
     Code,
@@ -99,6 +105,8 @@ def folds_table(folds: pd.DataFrame) -> pd.DataFrame:
             "val loss rise": signed(first["val_loss_rise"]),
             "reads": "ASR change after best" if regime == "overfit" else "rho(test acc, ASR)",
         }
+        if first.get("not_learned"):
+            row["reads"] = f"left out: did not learn ({first['not_learned']})"
         for r in part.to_dict("records"):
             value = r["asr_change"] if regime == "overfit" else r["rho"]
             mark = "" if pd.isna(r["agrees"]) else (" ✓" if r["agrees"] else " ✗")
@@ -133,6 +141,24 @@ def verdict_blocks(verdicts: pd.DataFrame, folds: pd.DataFrame, t: Thresholds) -
     ]
 
 
+def learned(runs: list) -> list:
+    """The runs that learned (what the mean curves and the distance tables pool); all of them
+    when none did, so that a group's curves still show what happened."""
+    return [r for r in runs if not r.not_learned] or runs
+
+
+def not_learned_note(runs: list) -> str:
+    """One sentence naming the runs that did not learn and why, or ""."""
+    dead = [r for r in runs if r.not_learned]
+    if not dead:
+        return ""
+    names = "; ".join(f"{r.root.name} ({r.not_learned})" for r in dead)
+    return (
+        f"{len(dead)} of {len(runs)} runs did not learn and are left out of the verdict, the "
+        f"mean curves and the distance tables (advfit.learning's rule): {names}."
+    )
+
+
 def build(
     paths: list[Path],
     out: Path,
@@ -141,13 +167,14 @@ def build(
     wandb_mode: str = "auto",
 ) -> Path:
     sweep = collect(paths)
+    judge_learning(sweep.runs, thresholds.rule())
     groups = sweep.groups()
     out.mkdir(parents=True, exist_ok=True)
 
     def wanted(name: str) -> bool:
         return only is None or name in only
 
-    tables = {key: aggregate(runs) for key, runs in groups.items()}
+    tables = {key: aggregate(learned(runs)) for key, runs in groups.items()}
     for key, table in tables.items():
         name = "_".join(str(part).replace("/", "-") for part in key)
         table.to_csv(out / f"epochs_{name}.csv")
@@ -170,7 +197,7 @@ def build(
 
     distance_rows, verdict_rows, fold_rows = [], [], []
     for key, runs in groups.items():
-        for row in pooled_distances(runs).to_dict("records"):
+        for row in pooled_distances(learned(runs)).to_dict("records"):
             paper = paper_distances(key[0], key[1], row["attack"], runs[0].config) or {}
             distance_rows.append(
                 {
@@ -256,6 +283,7 @@ def document(paths, out, sweep, groups, thresholds, verdicts, folds, distances, 
             f"Finished runs: {len(sweep.runs)}; left out (no DONE): {len(sweep.unfinished)}. "
             f"Groups split by: dataset, regime{''.join(', ' + k for k in sweep.group_keys)}."
         ),
+        *([Para(note)] if (note := not_learned_note(sweep.runs)) else []),
         Heading(2, "Verdict"),
         Para(
             "Does ASR rise with test accuracy in the normal regime (Spearman rho from epoch "
@@ -283,6 +311,8 @@ def document(paths, out, sweep, groups, thresholds, verdicts, folds, distances, 
     blocks.append(Table(distances) if distances is not None else Para("(none)"))
     blocks.append(Heading(2, "Figures"))
     blocks.append(Para(KEY))
+    if note := not_learned_note(sweep.runs):
+        blocks.append(Para(note))
     blocks += [Image(f"{f.name}.png", f.caption) for f in figures]
     runs = pd.DataFrame(
         [
@@ -293,6 +323,7 @@ def document(paths, out, sweep, groups, thresholds, verdicts, folds, distances, 
                 "fold": r.fold,
                 "lr": r.summary.get("lr"),
                 "best_epoch": r.summary.get("best_epoch"),
+                "learned": f"no: {r.not_learned}" if r.not_learned else "yes",
                 "machine": machine_label(r.summary),
                 "torch": r.summary.get("versions", {}).get("torch"),
                 "advertorch": r.summary.get("versions", {}).get("advertorch"),
@@ -351,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     thresholds = Thresholds(**{k: getattr(args, k) for k in vars(defaults)})
     only = set(args.only.split(",")) if args.only else None
     try:
+        thresholds.rule()
         report = build(
             args.sweeps, args.out or args.sweeps[0] / "report", only, thresholds, args.wandb
         )

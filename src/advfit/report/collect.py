@@ -12,8 +12,9 @@ import pandas as pd
 
 from advfit.config import PER_FOLD, is_result_neutral
 from advfit.errors import RunError
+from advfit.learning import LearningRule, judge_recorded
 from advfit.rundir import TRAIN_COLUMNS, RunDir
-from advfit.sweep import flatten
+from advfit.sweep import flat_config
 
 
 class ReportError(ValueError):
@@ -27,6 +28,8 @@ class Run:
     config: dict[str, Any]
     epochs: pd.DataFrame
     distances: pd.DataFrame
+    #: Why the run did not learn (advfit.learning), under the report's rule; None: it learned.
+    not_learned: str | None = None
 
     @property
     def fold(self) -> int:
@@ -101,6 +104,15 @@ def read_run(root: Path) -> Run:
     return Run(root, summary, _as_replayed(config, summary), epochs, distances)
 
 
+def judge_learning(runs: list[Run], rule: LearningRule) -> None:
+    """Set each run's ``not_learned`` under ``rule``."""
+    for run in runs:
+        try:
+            run.not_learned = judge_recorded(run.summary, run.epochs, rule)
+        except ValueError as err:
+            raise ReportError(f"{run.root / 'summary.json'}: {err}") from err
+
+
 def collect(paths: list[Path]) -> Sweep:
     """Every run directory with DONE under ``paths``; those without DONE are counted."""
     runs, unfinished, seen = [], [], set()
@@ -127,7 +139,7 @@ def collect(paths: list[Path]) -> Sweep:
 
 def swept_keys(runs: list[Run]) -> list[str]:
     """Config keys that differ between runs, other than the fold: they split the groups."""
-    flat = [flatten(run.config) for run in runs]
+    flat = [flat_config(run.config) for run in runs]
     keys = sorted({k for f in flat for k in f})
     varying = []
     for key in keys:
@@ -145,12 +157,12 @@ def _follows_identity(key: str, runs: list[Run]) -> bool:
     seen: dict[tuple, set] = {}
     for run in runs:
         ident = (run.summary.get("dataset"), run.summary.get("regime"))
-        seen.setdefault(ident, set()).add(repr(flatten(run.config).get(key)))
+        seen.setdefault(ident, set()).add(repr(flat_config(run.config).get(key)))
     return all(len(v) == 1 for v in seen.values())
 
 
 def group_of(run: Run, keys: list[str]) -> tuple:
-    flat = flatten(run.config)
+    flat = flat_config(run.config)
     return (run.summary["dataset"], run.summary["regime"], *(flat.get(k) for k in keys))
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from advfit.learning import LearningRule
 from advfit.report.collect import Run
 
 HOLDS, FAILS, UNDETERMINED = "holds", "does not hold", "undetermined"
@@ -42,6 +43,9 @@ class Thresholds:
         than this from the best epoch to the last ...
     min_val_loss_rise: ... or when validation loss ends more than this fraction above its
         minimum (else the runs did not overfit and the claim is not tested).
+    learned_margin, learned_loss_tolerance: the rule that leaves out runs that did not learn
+        (advfit.learning): validation accuracy never more than the margin above the chance
+        band, or training loss within the tolerance of ln K at every epoch.
     """
 
     first_epoch: int = 5
@@ -49,6 +53,12 @@ class Thresholds:
     max_asr_rise: float = 0.02
     min_val_drop: float = 0.01
     min_val_loss_rise: float = 0.1
+    learned_margin: float = LearningRule.margin
+    learned_loss_tolerance: float = LearningRule.loss_tolerance
+
+    def rule(self) -> LearningRule:
+        """The learning rule these thresholds set (ConfigError for values out of range)."""
+        return LearningRule(self.learned_margin, self.learned_loss_tolerance)
 
 
 @dataclass(frozen=True)
@@ -248,7 +258,9 @@ def fold_numbers(regime: str, runs: list[Run], t: Thresholds) -> pd.DataFrame:
     """One row per attack and fold: what the verdict reads from that fold (its best epoch,
     rho, ASR change after the best, validation drop and loss rise) and whether the fold lies
     on the claim's side (rho at or above ``min_rho`` in the normal regime, an ASR change at or
-    below ``max_asr_rise`` in the overfitting one): the report's per-fold table."""
+    below ``max_asr_rise`` in the overfitting one): the report's per-fold table. A fold that
+    did not learn (``not_learned``: why) keeps its numbers for the table but agrees with
+    nothing (None): the verdict leaves it out."""
     rows = []
     for column in attack_columns(runs):
         for run in runs:
@@ -257,15 +269,23 @@ def fold_numbers(regime: str, runs: list[Run], t: Thresholds) -> pd.DataFrame:
                 value, agrees = numbers["asr_change"], numbers["asr_change"] <= t.max_asr_rise
             else:
                 value, agrees = numbers["rho"], numbers["rho"] >= t.min_rho
+            dead = run.not_learned or ""
             rows.append(
                 {
                     "attack": column[len("asr_") :],
                     "best_epoch": int(run.summary["best_epoch"]),
                     **numbers,
-                    "agrees": None if math.isnan(value) else bool(agrees),
+                    "agrees": None if math.isnan(value) or dead else bool(agrees),
+                    "not_learned": dead,
                 }
             )
     return pd.DataFrame(rows)
+
+
+def left_out(folds: pd.DataFrame) -> str:
+    """ "fold 0 did not learn (why)" for each fold of ``folds`` that did not learn."""
+    dead = folds[folds["not_learned"] != ""].drop_duplicates("fold")
+    return "; ".join(f"fold {r.fold} did not learn ({r.not_learned})" for r in dead.itertuples())
 
 
 def verdict(
@@ -278,8 +298,24 @@ def verdict(
     if numbers is None:
         numbers = fold_numbers(regime, runs, t)
     for column in attack_columns(runs):
-        folds = numbers[numbers["attack"] == column[len("asr_") :]].reset_index(drop=True)
-        holds, reasons, n = decide(regime, folds, t)
+        every = numbers[numbers["attack"] == column[len("asr_") :]].reset_index(drop=True)
+        folds = every[every["not_learned"] == ""].reset_index(drop=True)
+        dead = left_out(every)
+        if dead and len(folds) < 2:  # too few folds because some did not learn
+            holds = UNDETERMINED
+            reasons = [
+                f"{len(folds)} of {len(every)} folds learned: the verdict needs at least 2"
+                + (f" ({dead})" if dead else "")
+            ]
+            n = {
+                key: Interval.over(folds[key].tolist() if len(folds) else [])
+                for key in ("rho", "asr_change", "val_drop", "val_loss_rise")
+            }
+            n["agree"] = _agree(folds["agrees"]) if len(folds) else "0 of 0 folds"
+        else:
+            holds, reasons, n = decide(regime, folds, t)
+            if dead:
+                reasons.append(f"left out: {dead}")
         rows.append(
             {
                 "attack": column[len("asr_") :],
@@ -291,6 +327,8 @@ def verdict(
                 "asr_change_high": n["asr_change"].high,
                 "val_drop_best_to_last": n["val_drop"].mean,
                 "val_loss_rise": n["val_loss_rise"].mean,
+                "folds_learned": len(folds),
+                "folds_not_learned": len(every) - len(folds),
                 "folds_agreeing": n["agree"],
                 "holds": holds,
                 "claim": "; ".join(reasons),

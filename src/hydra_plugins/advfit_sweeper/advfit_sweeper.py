@@ -7,6 +7,7 @@ No ``from __future__ import annotations`` here: Hydra's plugin scanner loads thi
 outside ``sys.modules``, where dataclasses cannot resolve string annotations.
 """
 
+import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from advfit.sweep import (
     check_slurm_launcher,
     expand_ranges,
     job_run_dir,
+    not_learned_line,
     write_manifest,
 )
 
@@ -100,6 +102,8 @@ class AdvfitSweeper(BasicSweeper):
                 _ = result.return_value  # raises when the job failed
             done += len(batch)
             returns.append(results)
+        if (line := not_learned_line(run_dirs)) is not None:
+            logging.getLogger("advfit").warning("%s (the report leaves them out)", line)
         return returns
 
     def validate_batch_is_legal(

@@ -112,6 +112,7 @@ def test_evaluate_reproduces_the_callbacks_numbers(trained, tmp_path):
     for path in (copy / "adversarial").glob("*.pt"):
         path.unlink()  # craft again from scratch, not reuse
     (copy / "epochs.csv").write_text(pd.read_csv(run.epochs_csv).iloc[:, :5].to_csv(index=False))
+    (copy / "DONE").unlink()  # as a run stopped before its replay: DONE vouches for no replay
     result = run_cli("evaluate.py", f"run_dir={copy}", "progress=false", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     pd.testing.assert_frame_equal(pd.read_csv(copy / "epochs.csv"), pd.read_csv(run.epochs_csv))
@@ -149,6 +150,10 @@ def test_evaluate_bad_run_directories(trained, tmp_path):
     said = result.stderr + result.stdout
     assert result.returncode == 2 and "evaluate.py needs run_dir=<a run directory>" in said
     assert "Traceback" not in said
+    # An empty attack list is refused, not read as "the run's own attacks".
+    result = run_cli("evaluate.py", f"run_dir={run.root}", "attack=[]", cwd=tmp_path)
+    said = result.stderr + result.stdout
+    assert result.returncode == 2 and "attack is empty: choose one or more attacks" in said
     # A key evaluate.py does not have: Hydra's refusal, exit 2 as well.
     result = run_cli("evaluate.py", f"run_dir={run.root}", "attak=[fgsm]", cwd=tmp_path)
     said = result.stderr + result.stdout
@@ -159,9 +164,12 @@ def test_evaluate_bad_run_directories(trained, tmp_path):
     shutil.copytree(run.root, copy)
     snapshot = copy / "checkpoints" / "epoch_002.pt"
     snapshot.write_bytes(snapshot.read_bytes()[:1000])
+    with pytest.raises(RunError, match="epoch_002.pt changed after the run finished"):
+        evaluate(evaluate_cfg(copy))
+    assert (copy / "DONE").exists()  # a failed check leaves the run as it was
+    (copy / "DONE").unlink()  # an unfinished run: nothing vouched for, the load itself refuses
     with pytest.raises(RunError, match="epoch_002.pt is corrupt"):
         evaluate(evaluate_cfg(copy))
-    assert not (copy / "DONE").exists()
 
     empty = tmp_path / "empty"
     shutil.copytree(run.root, empty)

@@ -185,9 +185,9 @@ def test_a_two_by_two_sweep_runs_on_slurm_and_its_report_builds(slurm, tmp_path,
     assert job_log(sweep).count("using 1 CPU threads") == 4
     for run in runs:
         epochs = pd.read_csv(run / "epochs.csv")
-        assert len(epochs) == 2 and epochs["asr_fgsm"].notna().all()
+        assert len(epochs) == 2
         if "overfit" in run.name:  # lr 0.0024 learns in two epochs (chance: 0.1)
-            assert epochs["test_acc"].iloc[-1] > 0.5
+            assert epochs["test_acc"].iloc[-1] > 0.5 and epochs["asr_fgsm"].notna().all()
     out = subprocess.run(
         [sys.executable, "-m", "advfit.report", str(sweep)],
         cwd=tmp_path,

@@ -244,6 +244,17 @@ def test_bad_input_stops_before_training(tmp_path, args, message):
             ["data=custom", "data.path=/nonexistent/set.npz"],
             "data.path=/nonexistent/set.npz was not found",
         ),
+        (["regime.lr=inf"], "regime.lr=inf is invalid: the learning rate must be a positive"),
+        (["attack=[cw]", "attack.cw.learning_rate=inf"], "attack.cw.learning_rate=inf is invalid"),
+        (["metrics.clever.radius=nan"], "metrics.clever.radius=nan is invalid"),
+        (
+            ["metrics.empirical_robustness.eps_max=5"],
+            "metrics.empirical_robustness.eps_max=5 is invalid for the L-inf norm",
+        ),
+        (["data.train_subset=100000"], "data.train_subset=100000 is invalid: fashion_mnist has"),
+        (["data.test_subset=20000"], "data.test_subset=20000 is invalid: fashion_mnist has"),
+        (["data.grayscale=maybe"], "data.grayscale='maybe' is invalid: true or false"),
+        (["seed=-1"], "seed=-1 is invalid: an integer >= 0 is required"),
     ],
 )
 def test_bad_values_are_refused_before_training(tmp_path, fmnist_dir, args, message):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from pathlib import Path
 
@@ -139,7 +140,24 @@ def check_name(key: str, value: object) -> None:
 
 
 def _positive_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
+
+
+def check_finite(cfg: DictConfig) -> None:
+    """No number in the config is infinite or NaN (``regime.lr=inf`` would train on NaN
+    gradients; ``attack.cw.learning_rate=inf`` would write NaN results)."""
+    from advfit.sweep import flatten
+
+    raw = OmegaConf.to_container(cfg, resolve=False)
+    for key in flatten({k: v for k, v in raw.items() if k != "hydra"}):
+        value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{key}={value} is invalid: a finite number is required")
 
 
 def validate_train_config(cfg: DictConfig) -> None:
@@ -152,7 +170,13 @@ def validate_train_config(cfg: DictConfig) -> None:
         raise
     except ValueError as err:
         raise ConfigError(str(err)) from None
-    _int(cfg, "seed")
+    seed = _int(cfg, "seed")
+    _require(seed >= 0, f"seed={seed} is invalid: an integer >= 0 is required")
+    grayscale = OmegaConf.select(cfg, "data.grayscale")
+    _require(
+        grayscale is None or isinstance(grayscale, bool),
+        f"data.grayscale={grayscale!r} is invalid: true or false",
+    )
     lr = OmegaConf.select(cfg, "regime.lr")
     _require(
         _positive_number(lr),
@@ -166,6 +190,7 @@ def validate_train_config(cfg: DictConfig) -> None:
             f"model.optimizer.lr={opt_lr!r} is invalid: the learning rate must be a positive "
             "number (it is regime.lr unless set)",
         )
+    check_finite(cfg)
     accelerator = str(OmegaConf.select(cfg, "trainer.accelerator")).lower()
     if accelerator in ("gpu", "cuda"):
         import torch

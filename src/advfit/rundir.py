@@ -8,6 +8,7 @@ torn one; ``DONE`` is written last.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -37,6 +38,15 @@ DISTANCE_COLUMNS = [
     "l0_elements_std",
 ]
 CSV_FLOATS = "%.8g"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """The sha256 of a file's bytes, hex (hashlib.file_digest is Python 3.11+)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _umask() -> int:
@@ -139,8 +149,56 @@ class RunDir:
     def is_done(self) -> bool:
         return self.done.is_file()
 
-    def mark_done(self) -> None:
+    def mark_done(self, vouch: bool = True) -> None:
+        """Write ``DONE``, last; with ``vouch``, first record in ``summary.json`` the sha256 of
+        every file it vouches for (:meth:`vouched_files`), which :meth:`check_digests` compares
+        before the run is trusted again. ``vouch=False`` puts back a ``DONE`` that was there."""
+        if vouch:
+            summary = self.read_summary()
+            summary["digests"] = {
+                str(path.relative_to(self.root)): sha256_file(path) for path in self.vouched_files()
+            }
+            atomic_write_text(
+                self.summary_json, json.dumps(summary, indent=2, sort_keys=True) + "\n"
+            )
         atomic_write_text(self.done, "")
+
+    def vouched_files(self) -> list[Path]:
+        """What ``DONE`` vouches for: the saved config, the results (``epochs.csv``,
+        ``distances.csv``, per-image scores), every snapshot and every adversarial set."""
+        files = [self.config, *sorted(self.root.glob("*.csv"))]
+        files += list(self.snapshots().values()) + sorted(self.adversarial.glob("*.pt"))
+        return [f for f in files if f.is_file()]
+
+    def check_digests(self, results_only: bool = False) -> None:
+        """Compare the files ``DONE`` vouches for with the sha256 recorded when it was written
+        (runs of versions that did not record them pass); a RunError naming the first file
+        that is missing or changed. ``results_only``: the config and CSV files alone."""
+        if not self.epochs_csv.is_file():
+            raise RunError(
+                f"{self.root} holds DONE but no epochs.csv: it is not a finished run. Remove "
+                "DONE to train it again."
+            )
+        recorded = self.read_summary().get("digests")
+        if not isinstance(recorded, dict):
+            return
+        for name, digest in sorted(recorded.items()):
+            path = self.root / name
+            if results_only and path.suffix not in (".csv", ".yaml"):
+                continue
+            if not path.resolve().is_relative_to(self.root.resolve()):
+                raise RunError(f"{self.summary_json} lists {name!r}, outside the run directory")
+            if not path.is_file():
+                if path.parent == self.adversarial:
+                    continue  # a crafted set is a cache: one removed is crafted again
+                raise RunError(f"{path} is missing: DONE vouched for it when the run finished")
+            now = sha256_file(path)
+            if now != digest:
+                raise RunError(
+                    f"{path} changed after the run finished (sha256 {digest[:12]}... when DONE "
+                    f"was written, {now[:12]}... now): restore it, or remove DONE to compute "
+                    "the run again"
+                )
 
     def unmark_done(self) -> None:
         self.done.unlink(missing_ok=True)

@@ -17,13 +17,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from advfit.checkpoints import AtomicCheckpointIO, usable_checkpoint
-from advfit.config import replay_attacks, validate_train_config
+from advfit.config import check_attacks_given, replay_attacks, validate_train_config
 from advfit.errors import ConfigError, RunError
 from advfit.learning import learning_summary
 from advfit.loggers import close, finish_loggers, log_replay, open_wandb_run, start_loggers
 from advfit.replay import Replay
-from advfit.rundir import RunDir
+from advfit.rundir import RunDir, sha256_file
 from advfit.sweep import check_run_dir_matches, progress, threads_per_job, usable_cores
+from advfit.trust import check_targets
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +200,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     check_run_dir_matches(run.root, resolved)
     with run.lock():
         if run.is_done():
+            run.check_digests()  # DONE is trusted with the files it vouches for only
             log.info("skipping %s: it is complete (DONE exists)", run.root)
             return run.read_summary()
         set_cpu_threads(cfg)
@@ -223,19 +225,26 @@ def fit(cfg: DictConfig, run: RunDir, resolved: dict[str, Any]) -> dict[str, Any
         if resume:
             log.info("resuming %s after epoch %d (%s)", run.root, resume[1], resume[0].name)
         fit_started = time.perf_counter()
-        trainer.fit(model, datamodule=datamodule, ckpt_path=resume[0] if resume else None)
+        trainer.fit(
+            model,
+            datamodule=datamodule,
+            ckpt_path=resume[0] if resume else None,
+            weights_only=True,  # a resume point holds weights and counters, never code
+        )
         if trainer.interrupted:
             raise KeyboardInterrupt
         seconds = {
             "setup": fit_started - started,
             "fit_and_replay": time.perf_counter() - fit_started,
         }
+        data = data_digest(cfg)
         learned = learning_summary(run.read_epochs(), datamodule.num_classes, len(datamodule.y_val))
         if not learned["learned"]:
             log.warning("%s did not learn: %s", run.root.name, learned["reason"])
         summary = run.update_summary(
             **run_identity(cfg),
             learned=learned,
+            **({"data_sha256": data} if data else {}),
             best_epoch=run.best_epoch(),
             epochs_completed=int(trainer.current_epoch),
             device=str(trainer.strategy.root_device),
@@ -250,6 +259,33 @@ def fit(cfg: DictConfig, run: RunDir, resolved: dict[str, Any]) -> dict[str, Any
         return summary
     finally:
         finish_loggers(loggers)
+
+
+def command_line_overrides() -> list[str]:
+    """The overrides of this Hydra launch as typed, spaces removed ([] outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        return [str(o).replace(" ", "") for o in HydraConfig.get().overrides.task]
+    except ValueError:
+        return []
+
+
+def data_digest(cfg: DictConfig) -> str | None:
+    """The sha256 of a ``data=custom`` run's ``.npz`` (None for torchvision's data sets)."""
+    path = OmegaConf.select(cfg, "data.path")
+    return sha256_file(Path(str(path))) if path and Path(str(path)).is_file() else None
+
+
+def check_data(run: RunDir, run_cfg: DictConfig) -> None:
+    """Refuse to replay a run on data other than it was trained on (a custom ``.npz``
+    rewritten at the same path)."""
+    recorded = run.read_summary().get("data_sha256")
+    if recorded and data_digest(run_cfg) != recorded:
+        raise RunError(
+            f"data.path={OmegaConf.select(run_cfg, 'data.path')} is not the file {run.root.name} "
+            f"was trained on (sha256 {recorded[:12]}... then): replaying on it would mix data"
+        )
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
@@ -269,10 +305,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if not run.config.is_file():
         raise RunError(f"run_dir={cfg.run_dir} is not a run directory: {run.config} is missing")
     try:
-        run_cfg = OmegaConf.create(run.read_config())
+        saved = run.read_config()
+        run_cfg = OmegaConf.create(saved)
     except Exception as err:
         raise RunError(f"{run.config} is not a readable config: {err}") from err
-    attacks = dict(instantiate(replay_attacks(cfg.get("attack"), run_cfg)))
+    # Nothing the run directory names is built before it is known to be advfit's own.
+    check_targets(saved, str(run.config), cfg.get("trust") or ())
+    given = cfg.get("attack")
+    if "attack=[]" in command_line_overrides():  # not "the run's own attacks": refused
+        check_attacks_given([])
+    attacks = dict(instantiate(replay_attacks(given, run_cfg)))
     n_images = cfg.replay.n_images if cfg.replay.n_images is not None else run_cfg.replay.n_images
     metrics = instantiate(run_cfg.metrics) if run_cfg.get("metrics") else None
     datamodule, model = build(run_cfg)
@@ -286,11 +328,21 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     replay.check()
     with run.lock():
         was_done = run.is_done()
+        if was_done:
+            run.check_digests()
+        check_data(run, run_cfg)
+        replay.check_snapshots()
+        # DONE goes while the run's files change, and comes back if the replay fails: a
+        # failed evaluate.py leaves the run as complete as it was.
         run.unmark_done()
         wandb_run = open_wandb_run(run, run_cfg) if cfg.wandb else None
         try:
             result = replay()
             log_replay(wandb_run, result)
+        except BaseException:
+            if was_done:
+                run.mark_done(vouch=False)
+            raise
         finally:
             close(wandb_run)
         if was_done or len(result.epochs) >= int(run_cfg.trainer.max_epochs):

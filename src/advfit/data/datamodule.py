@@ -177,6 +177,16 @@ class InMemoryDataModule(pl.LightningDataModule):
             x_train, x_test = rgb_to_grayscale(x_train), rgb_to_grayscale(x_test)
         self.check(x_train, y_train, x_test, y_test)
         labels = y_train.numpy()
+        if self.train_subset is not None and int(self.train_subset) > len(labels):
+            raise DataError(
+                f"data.train_subset={self.train_subset} is invalid: {self.name} has "
+                f"{len(labels)} training images (use at most that, or null for all)"
+            )
+        if self.test_subset is not None and int(self.test_subset) > len(y_test):
+            raise DataError(
+                f"data.test_subset={self.test_subset} is invalid: {self.name} has "
+                f"{len(y_test)} test images (use at most that, or null for all)"
+            )
         if self.train_subset is not None:
             classes = len(np.unique(labels))
             if int(self.train_subset) < classes * self.n_folds:

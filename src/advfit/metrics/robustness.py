@@ -169,6 +169,11 @@ class EmpiricalRobustness:
                 f"metrics.empirical_robustness eps_step={eps_step}, eps_max={eps_max} are "
                 "invalid: need 0 < eps_step <= eps_max"
             )
+        if parse_norm(norm) == math.inf and eps_max > 1:
+            raise ConfigError(
+                f"metrics.empirical_robustness.eps_max={eps_max} is invalid for the L-inf norm: "
+                "pixels lie in [0, 1], so at most 1"
+            )
         if int(batch_size) < 1:
             raise ConfigError(
                 f"metrics.empirical_robustness.batch_size={batch_size} is invalid: it must be >= 1"

@@ -152,6 +152,13 @@ class Replay:
             raise ReplayError(f"the best epoch's snapshot {self.run.snapshot(best)} is missing")
         return epochs, snapshots, best
 
+    def check_snapshots(self) -> None:
+        """Load every snapshot (weights only) once: a truncated or foreign one stops the
+        replay before anything in the run directory changes."""
+        _, snapshots, _ = self.check()
+        for path in snapshots.values():
+            load_weights(self.net, path)
+
     def snapshot_pass(
         self, snapshots: dict[int, Any], sets: dict[str, AdversarialSet]
     ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame], dict[str, list[float]]]:

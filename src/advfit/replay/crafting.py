@@ -15,7 +15,7 @@ from advfit.attacks import Attack
 from advfit.data.batches import to_unit_range
 from advfit.metrics import perturbation_norms, summarize_norms
 from advfit.replay.snapshots import ReplayError, predict
-from advfit.rundir import DISTANCE_COLUMNS, RunDir, atomic_torch_save
+from advfit.rundir import DISTANCE_COLUMNS, RunDir, atomic_torch_save, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ class AdversarialSet:
     labels: torch.Tensor  # true labels
     best_epoch: int
     params: dict[str, Any] = field(default_factory=dict)
+    #: sha256 of the snapshot file the set was crafted on ("" in sets of earlier versions).
+    snapshot: str = ""
 
     def save(self, path) -> None:
         atomic_torch_save(
@@ -40,6 +42,7 @@ class AdversarialSet:
                 "labels": self.labels.cpu(),
                 "best_epoch": self.best_epoch,
                 "params": self.params,
+                "snapshot": self.snapshot,
             },
             path,
         )
@@ -77,8 +80,9 @@ class Examples:
 class Crafting:
     """Craft every attack once against the best snapshot, on the test images it gets right.
 
-    A set already in ``adversarial/`` from the same best epoch, parameters and sources is
-    reused, so a replay interrupted after some attacks does not craft them again.
+    A set already in ``adversarial/`` crafted on the same snapshot (its sha256: another
+    fold's set of the same epoch is not this run's), with the same parameters and sources,
+    is reused, so a replay interrupted after some attacks does not craft them again.
     """
 
     def __init__(
@@ -109,7 +113,7 @@ class Crafting:
             )
         return correct[: self.n_images]
 
-    def cached(self, name: str, params: dict, indices: torch.Tensor, best: int):
+    def cached(self, name: str, params: dict, indices: torch.Tensor, best: int, snapshot: str):
         path = self.run.attack_set(name)
         if not path.is_file():
             return None
@@ -120,6 +124,7 @@ class Crafting:
             return None
         same = (
             existing.best_epoch == best
+            and existing.snapshot == snapshot
             and existing.params == params
             and torch.equal(existing.indices, indices)
         )
@@ -132,15 +137,22 @@ class Crafting:
     ) -> tuple[dict[str, AdversarialSet], dict[str, float]]:
         """The crafted sets by attack, and the seconds each took (``craft_<attack>``)."""
         indices = self.sources(net, x_test, y_test, best)
+        snapshot = sha256_file(self.run.snapshot(best))
         sets, seconds = {}, {}
         for name, attack in self.attacks.items():
             started = time.perf_counter()
             params = attack.describe()
-            adv = self.cached(name, params, indices, best)
+            adv = self.cached(name, params, indices, best, snapshot)
             if adv is None:
                 x, y = to_unit_range(x_test[indices]), y_test[indices]
                 adv = AdversarialSet(
-                    name, attack(net, x, y, progress=self.progress), indices, y, best, params
+                    name,
+                    attack(net, x, y, progress=self.progress),
+                    indices,
+                    y,
+                    best,
+                    params,
+                    snapshot,
                 )
                 adv.save(self.run.attack_set(name))
             sets[name] = adv

@@ -167,6 +167,8 @@ def build(
     wandb_mode: str = "auto",
 ) -> Path:
     sweep = collect(paths)
+    for kept, copy in sweep.duplicates:
+        log.warning("%s is the same run as %s (config, fold and seed): counted once", copy, kept)
     judge_learning(sweep.runs, thresholds.rule())
     groups = sweep.groups()
     out.mkdir(parents=True, exist_ok=True)
@@ -280,7 +282,14 @@ def document(paths, out, sweep, groups, thresholds, verdicts, folds, distances, 
         Heading(1, "advfit report"),
         Para(f"Sweeps: {', '.join(str(Path(p).resolve()) for p in paths)}"),
         Para(
-            f"Finished runs: {len(sweep.runs)}; left out (no DONE): {len(sweep.unfinished)}. "
+            f"Finished runs: {len(sweep.runs)}; left out (no DONE): {len(sweep.unfinished)}"
+            + (
+                f"; counted once (the same config, fold and seed found twice): "
+                f"{len(sweep.duplicates)}"
+                if sweep.duplicates
+                else ""
+            )
+            + ". "
             f"Groups split by: dataset, regime{''.join(', ' + k for k in sweep.group_keys)}."
         ),
         *([Para(note)] if (note := not_learned_note(sweep.runs)) else []),

@@ -41,6 +41,8 @@ class Sweep:
     runs: list[Run]
     unfinished: list[Path] = field(default_factory=list)
     group_keys: list[str] = field(default_factory=list)
+    #: (kept, left out): runs found twice (a copied sweep), counted once.
+    duplicates: list[tuple[Path, Path]] = field(default_factory=list)
 
     def groups(self) -> dict[tuple, list[Run]]:
         out: dict[tuple, list[Run]] = {}
@@ -91,6 +93,10 @@ def _as_replayed(config: dict[str, Any], summary: dict[str, Any]) -> dict[str, A
 
 def read_run(root: Path) -> Run:
     run = RunDir(root)
+    try:  # DONE vouches for the results only as they were when it was written
+        run.check_digests(results_only=True)
+    except RunError as err:
+        raise ReportError(str(err)) from err
     try:
         summary = json.loads(run.summary_json.read_text())
     except Exception as err:
@@ -134,7 +140,32 @@ def collect(paths: list[Path]) -> Sweep:
             f"no finished run directories (with DONE) under {', '.join(map(str, paths))}"
             + (f"; {len(unfinished)} unfinished" if unfinished else "")
         )
-    return Sweep(runs, unfinished, swept_keys(runs))
+    runs, duplicates = once_each(runs)
+    return Sweep(runs, unfinished, swept_keys(runs), duplicates)
+
+
+def identity(run: Run) -> str:
+    """What makes a run the run it is, wherever its directory lies: its config but for the
+    keys that do not change results (paths, loggers, threads ...), with its fold and seed."""
+    flat = {k: v for k, v in flat_config(run.config).items() if not is_result_neutral(k)}
+    flat["fold"], flat["seed"] = run.summary.get("fold"), run.summary.get("seed")
+    flat["dataset"], flat["regime"] = run.summary.get("dataset"), run.summary.get("regime")
+    return json.dumps(flat, sort_keys=True, default=str)
+
+
+def once_each(runs: list[Run]) -> tuple[list[Run], list[tuple[Path, Path]]]:
+    """Each run once: a run reached under two directories (a copy of a sweep passed beside
+    the sweep) is counted at its first, and the pair is returned for a warning."""
+    first: dict[str, Run] = {}
+    kept, duplicates = [], []
+    for run in runs:
+        key = identity(run)
+        if key in first:
+            duplicates.append((first[key].root, run.root))
+            continue
+        first[key] = run
+        kept.append(run)
+    return kept, duplicates
 
 
 def swept_keys(runs: list[Run]) -> list[str]:
@@ -162,8 +193,13 @@ def _follows_identity(key: str, runs: list[Run]) -> bool:
 
 
 def group_of(run: Run, keys: list[str]) -> tuple:
+    """The group a run is pooled in; a list-valued key (``attack: [fgsm, pgd]``) as a tuple."""
     flat = flat_config(run.config)
-    return (run.summary["dataset"], run.summary["regime"], *(flat.get(k) for k in keys))
+
+    def hashable(value: Any) -> Any:
+        return tuple(hashable(v) for v in value) if isinstance(value, list) else value
+
+    return (run.summary["dataset"], run.summary["regime"], *(hashable(flat.get(k)) for k in keys))
 
 
 def aggregate(runs: list[Run]) -> pd.DataFrame:

@@ -1,0 +1,215 @@
+"""Shared run directories: nothing in one runs code, a failed evaluate.py changes nothing, and a
+copied sweep is counted once."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from advfit.report.__main__ import main as report
+from advfit.rundir import RunDir
+from advfit.trust import check_targets
+from tests.conftest import TINY_RUN, run_cli
+from tests.test_report import distances, trend, write_run
+
+pytestmark = pytest.mark.slow
+
+
+class Payload:
+    """A pickle that touches ``marker`` when it is loaded."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def digests(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root``, by relative path (locks and logs aside)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.name != ".lock" and p.suffix != ".log"
+    }
+
+
+@pytest.fixture
+def run(tmp_path, fmnist_dir) -> RunDir:
+    """A finished tiny run (2 epochs, FGSM)."""
+    result = run_cli(
+        "train.py",
+        *TINY_RUN,
+        "task_name=shared",
+        f"paths.root_dir={tmp_path}",
+        f"paths.data_dir={fmnist_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (root,) = (tmp_path / "multirun" / "shared").iterdir()
+    return RunDir(root)
+
+
+def test_a_planted_resume_point_is_not_loaded(run, tmp_path, fmnist_dir):
+    before = pd.read_csv(run.epochs_csv)
+    marker = tmp_path / "ran"
+    run.unmark_done()
+    torch.save({"state_dict": Payload(marker), "loops": {}, "epoch": 1}, run.last_checkpoint)
+    result = run_cli(
+        "train.py",
+        *TINY_RUN,
+        "task_name=shared",
+        f"paths.root_dir={tmp_path}",
+        f"paths.data_dir={fmnist_dir}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert not marker.exists()
+    output = result.stdout + result.stderr
+    assert "last.ckpt is unreadable (it holds objects other than weights" in output
+    # Moved aside, and the run trained again from its start to the same numbers.
+    assert (run.root / "checkpoints" / "last.ckpt.corrupt").is_file() and run.is_done()
+    pd.testing.assert_frame_equal(before, pd.read_csv(run.epochs_csv))
+
+
+@pytest.mark.parametrize(
+    ("key", "node"),
+    [
+        ("metrics", "pickle"),  # torch.load of a pickle beside the run
+        ("attack.fgsm.attack", "os.system"),  # an attack class that is not one
+    ],
+)
+def test_a_planted_target_in_the_runs_config_is_not_built(run, tmp_path, key, node):
+    marker = tmp_path / "ran"
+    config = yaml.safe_load(run.config.read_text())
+    if node == "pickle":
+        torch.save(Payload(marker), run.root / "notes.pt")
+        config["metrics"] = {
+            "_target_": "torch.load",
+            "_args_": [str(run.root / "notes.pt")],
+            "weights_only": False,
+        }
+        expected = "metrics._target_='torch.load' is not a target advfit builds"
+    else:
+        config["attack"]["fgsm"]["attack"] = node
+        expected = "attack.fgsm.attack='os.system' is not a target advfit builds"
+    run.config.write_text(yaml.safe_dump(config))
+    before = digests(run.root)
+    result = run_cli("evaluate.py", f"run_dir={run.root}", "wandb=false", cwd=tmp_path)
+    said = result.stdout + result.stderr
+    assert result.returncode == 2 and expected in said, said[-3000:]
+    assert "Traceback" not in said and not marker.exists()
+    assert digests(run.root) == before
+
+
+def test_targets_of_ones_own_are_built_when_trusted():
+    config = {"metrics": {"mine": {"_target_": "mypackage.metrics.sharpness"}}}
+    with pytest.raises(Exception, match="metrics.mine._target_='mypackage.metrics.sharpness'"):
+        check_targets(config, "config.yaml")
+    check_targets(config, "config.yaml", ["mypackage.metrics.sharpness"])
+    check_targets(config, "config.yaml", ["mypackage."])
+
+
+def test_a_failed_evaluate_leaves_the_run_as_it_was(run, tmp_path):
+    snapshot = run.root / "checkpoints" / "epoch_002.pt"
+    snapshot.write_bytes(snapshot.read_bytes()[:1000])
+    # DONE's digests catch the truncated snapshot first ...
+    result = run_cli("evaluate.py", f"run_dir={run.root}", "wandb=false", cwd=tmp_path)
+    said = result.stdout + result.stderr
+    assert result.returncode == 2 and "epoch_002.pt changed after the run finished" in said
+    # ... and in a run of an earlier version, which recorded none, loading it does, before
+    # anything changes.
+    summary = json.loads(run.summary_json.read_text())
+    del summary["digests"]
+    run.summary_json.write_text(json.dumps(summary))
+    before = digests(run.root)
+    result = run_cli(
+        "evaluate.py", f"run_dir={run.root}", "attack=[pgd]", "wandb=false", cwd=tmp_path
+    )
+    said = result.stdout + result.stderr
+    assert result.returncode == 2 and "epoch_002.pt is corrupt" in said, said[-3000:]
+    assert run.is_done() and digests(run.root) == before
+
+
+def test_a_copied_sweep_is_counted_once(tmp_path, caplog):
+    sweep = tmp_path / "sweep"
+    for fold in (0, 1, 2):
+        write_run(sweep, "cifar10", "overfit", fold, trend("overfit", fold), distances(50, 8, 0.5))
+    shutil.copytree(sweep, tmp_path / "copy")
+    assert report([str(sweep), str(tmp_path / "copy"), "--wandb", "disabled"]) == 0
+    out = sweep / "report"
+    assert pd.read_csv(out / "verdict.csv")["folds"].tolist() == [3]
+    assert pd.read_csv(out / "distances.csv")["folds"].tolist() == [3]
+    md = (out / "report.md").read_text()
+    assert (
+        "Finished runs: 3; left out (no DONE): 0; counted once (the same config, fold and "
+        "seed found twice): 3." in md
+    )
+    name = "cifar10-overfit-fold0-seed0"
+    assert f"{tmp_path / 'copy' / name} is the same run as {sweep / name}" in caplog.text
+
+
+def test_a_finished_runs_edited_results_are_refused_everywhere(run, tmp_path, fmnist_dir):
+    epochs = pd.read_csv(run.epochs_csv)
+    epochs.loc[0, "val_acc"] = 0.99  # an epoch that now claims to be the best
+    epochs.to_csv(run.epochs_csv, index=False)
+    before = digests(run.root)
+    expected = f"{run.epochs_csv} changed after the run finished"
+    launches = [
+        (
+            "train.py",
+            *TINY_RUN,
+            "task_name=shared",
+            f"paths.root_dir={tmp_path}",
+            f"paths.data_dir={fmnist_dir}",
+        ),
+        ("evaluate.py", f"run_dir={run.root}", "wandb=false"),
+    ]
+    for script, *args in launches:
+        result = run_cli(script, *args, cwd=tmp_path)
+        said = result.stdout + result.stderr
+        assert result.returncode == 2 and expected in said, (script, said[-2000:])
+    assert report([str(run.root.parent), "--wandb", "disabled"]) == 2
+    assert digests(run.root) == before and run.is_done()
+
+
+def test_done_without_results_is_not_a_finished_run(run, tmp_path, fmnist_dir):
+    run.epochs_csv.unlink()
+    result = run_cli(
+        "train.py",
+        *TINY_RUN,
+        "task_name=shared",
+        f"paths.root_dir={tmp_path}",
+        f"paths.data_dir={fmnist_dir}",
+        cwd=tmp_path,
+    )
+    said = result.stdout + result.stderr
+    assert result.returncode == 2 and "holds DONE but no epochs.csv" in said, said[-2000:]
+
+
+def test_an_adversarial_set_crafted_on_other_weights_is_not_reused(run, tmp_path):
+    from advfit.replay.crafting import AdversarialSet
+    from advfit.rundir import sha256_file
+
+    path = run.attack_set("fgsm")
+    foreign = AdversarialSet.load(path)
+    foreign.snapshot = "0" * 64  # another fold's set: same epoch, parameters and sources
+    foreign.x_adv = foreign.x_adv.flip(-1)
+    foreign.save(path)
+    run.unmark_done()
+    result = run_cli("evaluate.py", f"run_dir={run.root}", "wandb=false", cwd=tmp_path)
+    said = result.stdout + result.stderr
+    assert result.returncode == 0, said[-3000:]
+    assert "reusing" not in said
+    crafted = AdversarialSet.load(path)
+    best = run.read_summary()["best_epoch"]
+    assert crafted.snapshot == sha256_file(run.snapshot(best))
+    assert not torch.equal(crafted.x_adv, foreign.x_adv)

@@ -213,3 +213,47 @@ def test_an_adversarial_set_crafted_on_other_weights_is_not_reused(run, tmp_path
     best = run.read_summary()["best_epoch"]
     assert crafted.snapshot == sha256_file(run.snapshot(best))
     assert not torch.equal(crafted.x_adv, foreign.x_adv)
+
+
+def test_a_name_that_leaves_the_sweep_directory_writes_nothing(tmp_path):
+    root = tmp_path / "a" / "b"
+    root.mkdir(parents=True)
+    for name in ("task_name=../../escaped", "run_name=../../escaped"):
+        result = run_cli("train.py", name, f"paths.root_dir={root}", cwd=root)
+        said = result.stdout + result.stderr
+        assert result.returncode == 2 and "is invalid: it names a directory inside" in said
+    assert not list(tmp_path.rglob("*.log")) and not list(tmp_path.rglob(".hydra"))
+
+
+def test_a_custom_data_file_rewritten_under_the_same_path_is_refused(tmp_path, fmnist_dir):
+    import numpy as np
+
+    from advfit.data import FashionMNISTDataModule
+
+    source = FashionMNISTDataModule(data_dir=str(fmnist_dir), download=False)
+    source.setup()
+    npz = tmp_path / "set.npz"
+    x, y = source.x_train.numpy(), source.y_train.numpy()
+    np.savez(npz, x_train=x[:600], y_train=y[:600], x_test=x[600:800], y_test=y[600:800])
+    args = [
+        "data=custom",
+        f"data.path={npz}",
+        "data.name=mine",
+        "regime=overfit",
+        "trainer.max_epochs=2",
+        "attack=[fgsm]",
+        "replay.n_images=20",
+        "metrics=none",
+        "logger=none",
+        "task_name=custom",
+        f"paths.root_dir={tmp_path}",
+    ]
+    assert run_cli("train.py", *args, cwd=tmp_path).returncode == 0
+    (root,) = (tmp_path / "multirun" / "custom").iterdir()
+    np.savez(npz, x_train=x[:600], y_train=y[:600], x_test=x[800:1000], y_test=y[800:1000])
+    before = digests(root)
+    result = run_cli("evaluate.py", f"run_dir={root}", "wandb=false", cwd=tmp_path)
+    said = result.stdout + result.stderr
+    assert result.returncode == 2, said[-3000:]
+    assert f"data.path={npz} is not the file {root.name} was trained on" in said
+    assert digests(root) == before

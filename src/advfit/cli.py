@@ -13,8 +13,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from advfit.config import register_resolvers
-from advfit.errors import user_error
+from advfit.config import check_name, register_resolvers
+from advfit.errors import ConfigError, user_error
 
 log = logging.getLogger("advfit")
 
@@ -168,6 +168,16 @@ def run_entry(main: Callable[[], Any]) -> None:
     import hydra._internal.utils as hydra_utils
 
     sys.argv = normalize_argv(sys.argv)
+    # Names that would put a run outside its sweep directory are refused before Hydra
+    # writes its own files (train.log, .hydra/) there.
+    for argument in sys.argv[1:]:
+        key, _, value = argument.partition("=")
+        if key.lstrip("+~") in ("task_name", "run_name") and value:
+            try:
+                check_name(key.lstrip("+~"), value.strip("'\""))
+            except ConfigError as err:
+                print(f"error: {err}", file=sys.stderr)
+                sys.exit(2)
     hydra_utils.run_and_report = refuses_bad_compositions(hydra_utils.run_and_report)
     main()
 

@@ -176,8 +176,8 @@ class RunDir:
         that is missing or changed. ``results_only``: the config and CSV files alone."""
         if not self.epochs_csv.is_file():
             raise RunError(
-                f"{self.root} holds DONE but no epochs.csv: it is not a finished run. Remove "
-                "DONE to train it again."
+                f"{self.root} holds DONE but no epochs.csv: it is not a finished run. Delete "
+                "the run directory and train it again."
             )
         recorded = self.read_summary().get("digests")
         if not isinstance(recorded, dict):
@@ -196,8 +196,8 @@ class RunDir:
             if now != digest:
                 raise RunError(
                     f"{path} changed after the run finished (sha256 {digest[:12]}... when DONE "
-                    f"was written, {now[:12]}... now): restore it, or remove DONE to compute "
-                    "the run again"
+                    f"was written, {now[:12]}... now): restore it from a copy, or delete the "
+                    "run directory and train it again"
                 )
 
     def unmark_done(self) -> None:

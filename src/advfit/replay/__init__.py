@@ -145,7 +145,7 @@ class Replay:
                 f"{self.run.epochs_csv} lists epochs {_span(epochs['epoch'].tolist())} but "
                 f"{self.run.checkpoints} holds the snapshots of epochs {_span(list(snapshots))}: "
                 "the run directory is inconsistent, so its best epoch cannot be trusted. "
-                "Run train.py with the run's config to finish it, or remove the run."
+                "Restore the files from a copy, or delete the run directory and train it again."
             )
         best = self.run.best_epoch()
         if best not in snapshots:

@@ -1,4 +1,4 @@
-"""The run-directory contract (README, "The run directory"): where each artifact of a run lives.
+"""The run-directory contract (docs/method.md, "The run directory"): where each artifact of a run lives.
 
 Every results file is written atomically (a temporary file in the same directory, then a
 rename), so a run killed at any moment leaves either the old file or the new one, never a

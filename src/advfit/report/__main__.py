@@ -300,7 +300,7 @@ def document(paths, out, sweep, groups, thresholds, verdicts, folds, distances, 
             f"by more than {thresholds.max_asr_rise} after the best epoch in the overfitting "
             "regime? The best epoch's own ASR (the attacks' white-box success on the snapshot "
             "they were crafted on) enters neither. Means over folds with 95% Student-t "
-            "intervals over folds; the verdict is read from the interval (see the README's "
+            "intervals over folds; the verdict is read from the interval (see docs/method.md's "
             "rule)."
         ),
     ]

@@ -68,7 +68,7 @@ KEY = (
 )
 
 
-#: Every figure of the report, by name. A new figure is one more entry (see the README's
+#: Every figure of the report, by name. A new figure is one more entry (see the README,
 #: "Extending advfit").
 FIGURES: dict[str, Figure] = {
     f.name: f

@@ -257,3 +257,36 @@ def test_a_custom_data_file_rewritten_under_the_same_path_is_refused(tmp_path, f
     assert result.returncode == 2, said[-3000:]
     assert f"data.path={npz} is not the file {root.name} was trained on" in said
     assert digests(root) == before
+
+
+def test_a_garbage_summary_is_one_line_and_changes_nothing(run, tmp_path, fmnist_dir):
+    run.summary_json.write_text("{not json")
+    before = digests(run.root)
+    launches = [
+        (
+            "train.py",
+            *TINY_RUN,
+            "task_name=shared",
+            f"paths.root_dir={tmp_path}",
+            f"paths.data_dir={fmnist_dir}",
+        ),
+        ("evaluate.py", f"run_dir={run.root}", "wandb=false"),
+    ]
+    for script, *args in launches:
+        result = run_cli(script, *args, cwd=tmp_path)
+        said = result.stdout + result.stderr
+        assert result.returncode == 2, (script, said[-2000:])
+        assert "summary.json is not readable JSON" in said and "Traceback" not in said
+    assert digests(run.root) == before and run.is_done()
+
+
+def test_a_list_valued_key_that_differs_between_runs_splits_the_groups(tmp_path):
+    for fold in (0, 1):
+        for attacks in (["fgsm"], ["fgsm", "pgd"]):
+            root = tmp_path / "-".join(attacks)
+            run = write_run(root, "cifar10", "overfit", fold, trend("overfit", fold))
+            run.config.write_text(run.config.read_text() + f"order: {attacks}\n")
+            run.mark_done()
+    assert report([str(tmp_path), "--wandb", "disabled"]) == 0
+    verdict = pd.read_csv(tmp_path / "report" / "verdict.csv")
+    assert len(verdict) == 2 and verdict["folds"].tolist() == [2, 2]

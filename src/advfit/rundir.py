@@ -255,9 +255,17 @@ class RunDir:
         return OmegaConf.to_container(OmegaConf.load(self.config), resolve=False)
 
     def read_summary(self) -> dict[str, Any]:
+        """``summary.json`` ({} before the run wrote one); a RunError naming it when it is not
+        a JSON object."""
         if not self.summary_json.is_file():
             return {}
-        return json.loads(self.summary_json.read_text())
+        try:
+            summary = json.loads(self.summary_json.read_text())
+        except (ValueError, UnicodeDecodeError) as err:
+            raise RunError(f"{self.summary_json} is not readable JSON: {err}") from err
+        if not isinstance(summary, dict):
+            raise RunError(f"{self.summary_json} is not a JSON object")
+        return summary
 
     def update_summary(self, **fields: Any) -> dict[str, Any]:
         """Merge ``fields`` into ``summary.json`` (nested dicts are merged one level deep)."""

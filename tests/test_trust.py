@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -290,3 +291,49 @@ def test_a_list_valued_key_that_differs_between_runs_splits_the_groups(tmp_path)
     assert report([str(tmp_path), "--wandb", "disabled"]) == 0
     verdict = pd.read_csv(tmp_path / "report" / "verdict.csv")
     assert len(verdict) == 2 and verdict["folds"].tolist() == [2, 2]
+
+
+def test_a_full_disk_is_one_line_and_exit_2(tmp_path, fmnist_dir, monkeypatch, caplog):
+    import errno
+
+    from advfit.cli import reports_user_errors
+    from advfit.tasks import train
+    from tests.conftest import compose_cfg
+
+    def full(self, frame):
+        raise OSError(errno.ENOSPC, "No space left on device", str(self.epochs_csv))
+
+    monkeypatch.setattr(RunDir, "write_epochs", full)
+    cfg = compose_cfg(TINY_RUN, tmp_path, data_dir=fmnist_dir)
+    with pytest.raises(SystemExit) as stop:
+        reports_user_errors(train)(cfg)
+    assert stop.value.code == 2
+    assert "no space left on the device writing " in caplog.text
+    assert "epochs.csv: free some space and run the same command again" in caplog.text
+    assert not list(tmp_path.rglob("DONE"))
+
+
+def test_a_really_full_disk_stops_the_run_with_one_line(tmp_path, fmnist_dir):
+    """A 1 MB tmpfs as the sweep's root: torch's writer fails mid-file (its error's context
+    is the OSError ENOSPC). Needs root to mount; skipped elsewhere."""
+    full = tmp_path / "full"
+    full.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1M", "tmpfs", str(full)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        result = run_cli(
+            "train.py",
+            *TINY_RUN,
+            f"paths.root_dir={full}",
+            f"paths.data_dir={fmnist_dir}",
+            cwd=tmp_path,
+        )
+        said = result.stdout + result.stderr
+        assert result.returncode == 2, said[-3000:]
+        assert "no space left on the device" in said and "Traceback" not in said
+        assert not list(full.rglob("DONE"))
+    finally:
+        subprocess.run(["umount", str(full)], check=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class DataError(ValueError):
     """A data set is missing, unreadable or malformed; the message says what to do."""
@@ -24,11 +26,39 @@ def first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+class DiskFull(OSError):
+    """A write failed for want of space; the message says what to do."""
+
+
+#: What a full disk (or quota) says, as an errno or in the words torch's writer uses.
+_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+_FULL_WORDS = ("No space left on device", "Disk quota exceeded")
+
+
+def disk_full(exc: BaseException) -> DiskFull | None:
+    """A :class:`DiskFull` when ``exc`` or an error behind it (its cause or context) is a full
+    disk, else None."""
+    seen, visited = exc, set()
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
+        full = isinstance(seen, OSError) and seen.errno in _FULL_ERRNOS
+        if full or any(words in str(seen) for words in _FULL_WORDS):
+            where = getattr(seen, "filename", None)
+            return DiskFull(
+                f"no space left on the device{f' writing {where}' if where else ''}: free "
+                "some space and run the same command again; it resumes after the last "
+                "completed epoch (files are written whole or not at all)"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def user_error(exc: BaseException) -> BaseException | None:
-    """The user-fixable error behind ``exc`` (Hydra wraps errors raised while instantiating)."""
+    """The user-fixable error behind ``exc`` (Hydra wraps errors raised while instantiating),
+    a full disk included."""
     seen = exc
     while seen is not None:
         if isinstance(seen, UserError):
             return seen
         seen = seen.__cause__
-    return None
+    return disk_full(exc)

@@ -15,11 +15,11 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from advfit.config import register_resolvers
 from advfit.data import FashionMNISTDataModule
+from advfit.data.datamodule import DEBIAN_FASHION_MNIST as FMNIST_SYSTEM
 from advfit.sweep import threads_per_job
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
-FMNIST_SYSTEM = Path("/usr/share/datasets/fashion-mnist")
 
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("WANDB_MODE", "offline")

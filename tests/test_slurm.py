@@ -24,19 +24,10 @@ import pytest
 from advfit.locks import file_lock
 from tests import slurm_cluster
 from tests.conftest import ROOT, run_cli, user_env
+from tests.test_sweeps import TINY
 
 pytestmark = pytest.mark.slow
 
-TINY = [
-    "data.train_subset=1000",
-    "data.test_subset=200",
-    "replay.n_images=30",
-    "metrics.n_images=50",
-    "metrics.clever=null",
-    "attack=[fgsm]",
-    "logger=none",
-    "trainer.enable_progress_bar=false",
-]
 
 # One run longer than a one-minute time limit (SLURM signals it after 45 s): 24 epochs on
 # 12,000 images (about 2 s each on one core here), with CLEVER on two images every sixth

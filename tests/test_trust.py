@@ -43,10 +43,9 @@ def digests(root: Path) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def run(tmp_path, fmnist_dir) -> RunDir:
-    """A finished tiny run (2 epochs, FGSM)."""
-    result = run_cli(
+def train_shared(tmp_path: Path, fmnist_dir: Path):
+    """The tiny run's train.py command, as a user types it again."""
+    return run_cli(
         "train.py",
         *TINY_RUN,
         "task_name=shared",
@@ -54,9 +53,25 @@ def run(tmp_path, fmnist_dir) -> RunDir:
         f"paths.data_dir={fmnist_dir}",
         cwd=tmp_path,
     )
+
+
+@pytest.fixture
+def run(tmp_path, fmnist_dir) -> RunDir:
+    """A finished tiny run (2 epochs, FGSM)."""
+    result = train_shared(tmp_path, fmnist_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     (root,) = (tmp_path / "multirun" / "shared").iterdir()
     return RunDir(root)
+
+
+def rerun_and_evaluate(run: RunDir, tmp_path: Path, fmnist_dir: Path):
+    """(script, output, exit status) of the run's own train.py command run again, then of
+    evaluate.py on it."""
+    for script, result in (
+        ("train.py", train_shared(tmp_path, fmnist_dir)),
+        ("evaluate.py", run_cli("evaluate.py", f"run_dir={run.root}", "wandb=false", cwd=tmp_path)),
+    ):
+        yield script, result.stdout + result.stderr, result.returncode
 
 
 def test_a_planted_resume_point_is_not_loaded(run, tmp_path, fmnist_dir):
@@ -64,14 +79,7 @@ def test_a_planted_resume_point_is_not_loaded(run, tmp_path, fmnist_dir):
     marker = tmp_path / "ran"
     run.unmark_done()
     torch.save({"state_dict": Payload(marker), "loops": {}, "epoch": 1}, run.last_checkpoint)
-    result = run_cli(
-        "train.py",
-        *TINY_RUN,
-        "task_name=shared",
-        f"paths.root_dir={tmp_path}",
-        f"paths.data_dir={fmnist_dir}",
-        cwd=tmp_path,
-    )
+    result = train_shared(tmp_path, fmnist_dir)
     assert result.returncode == 0, result.stderr[-3000:]
     assert not marker.exists()
     output = result.stdout + result.stderr
@@ -164,20 +172,8 @@ def test_a_finished_runs_edited_results_are_refused_everywhere(run, tmp_path, fm
     epochs.to_csv(run.epochs_csv, index=False)
     before = digests(run.root)
     expected = f"{run.epochs_csv} changed after the run finished"
-    launches = [
-        (
-            "train.py",
-            *TINY_RUN,
-            "task_name=shared",
-            f"paths.root_dir={tmp_path}",
-            f"paths.data_dir={fmnist_dir}",
-        ),
-        ("evaluate.py", f"run_dir={run.root}", "wandb=false"),
-    ]
-    for script, *args in launches:
-        result = run_cli(script, *args, cwd=tmp_path)
-        said = result.stdout + result.stderr
-        assert result.returncode == 2 and expected in said, (script, said[-2000:])
+    for script, said, status in rerun_and_evaluate(run, tmp_path, fmnist_dir):
+        assert status == 2 and expected in said, (script, said[-2000:])
     assert report([str(run.root.parent), "--wandb", "disabled"]) == 2
     assert digests(run.root) == before and run.is_done()
 
@@ -263,20 +259,8 @@ def test_a_custom_data_file_rewritten_under_the_same_path_is_refused(tmp_path, f
 def test_a_garbage_summary_is_one_line_and_changes_nothing(run, tmp_path, fmnist_dir):
     run.summary_json.write_text("{not json")
     before = digests(run.root)
-    launches = [
-        (
-            "train.py",
-            *TINY_RUN,
-            "task_name=shared",
-            f"paths.root_dir={tmp_path}",
-            f"paths.data_dir={fmnist_dir}",
-        ),
-        ("evaluate.py", f"run_dir={run.root}", "wandb=false"),
-    ]
-    for script, *args in launches:
-        result = run_cli(script, *args, cwd=tmp_path)
-        said = result.stdout + result.stderr
-        assert result.returncode == 2, (script, said[-2000:])
+    for script, said, status in rerun_and_evaluate(run, tmp_path, fmnist_dir):
+        assert status == 2, (script, said[-2000:])
         assert "summary.json is not readable JSON" in said and "Traceback" not in said
     assert digests(run.root) == before and run.is_done()
 

@@ -114,7 +114,10 @@ def _require(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-_RANGE = re.compile(r"^\d+-\d+$")
+#: An integer range of runs, ``0-4`` (both ends included): the value part; advfit.sweep
+#: expands ``key=0-4`` with it, and a single run refuses it.
+RANGE = r"(?P<start>\d+)-(?P<stop>\d+)"
+_RANGE = re.compile(f"^{RANGE}$")
 
 
 def _int(cfg: DictConfig, key: str) -> int:
@@ -214,13 +217,18 @@ def validate_train_config(cfg: DictConfig) -> None:
         )
     check_replay_images(_int(cfg, "replay.n_images"))
     for key in ("data.train_subset", "data.test_subset"):
-        subset = OmegaConf.select(cfg, key)
-        if subset is not None:
-            _require(
-                _int(cfg, key) >= 1,
-                f"{key}={subset} is invalid: use null (all) or an integer >= 1",
-            )
+        if OmegaConf.select(cfg, key) is not None:
+            check_subset(key, _int(cfg, key))
     check_replay_parts(cfg)
+
+
+def check_subset(key: str, value: object) -> None:
+    """``data.train_subset`` / ``data.test_subset``: null (all) or at least 1 image; the one
+    check, for a sweep's up-front checks and the data modules alike."""
+    _require(
+        value is None or (not isinstance(value, bool) and int(value) >= 1),
+        f"{key}={value} is invalid: use null (all) or an integer >= 1",
+    )
 
 
 def check_replay_images(n_images: object) -> None:

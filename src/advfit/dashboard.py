@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 from advfit.errors import first_line
 from advfit.report.figures import FIGURES, Figure
+from advfit.report.verdict import RHO_SUMMARY_KEY
 
 #: The paper's attacks (conf/train.yaml's default ``attack`` list).
 PAPER_ATTACKS = ("fgsm", "pgd", "cw")
@@ -122,7 +123,7 @@ def workspace(
     headline = ["summary:best_epoch"] + [
         f"summary:{attack}/{key}"
         for attack in attacks
-        for key in ("asr_best", "asr_last", "rho_from_epoch_5")
+        for key in ("asr_best", "asr_last", RHO_SUMMARY_KEY)
     ]
     return ws.Workspace(
         entity=entity,

@@ -279,7 +279,7 @@ def headline(result: ReplayResult) -> dict[str, float]:
     """Best epoch; per attack the ASR at the best and last epochs, Spearman rho(test accuracy,
     ASR) over the replayed epochs from epoch 5 (the best epoch's white-box ASR left out), and
     the mean L0 / L2 / L-inf of the fooling examples."""
-    from advfit.report.verdict import rho_from
+    from advfit.report.verdict import RHO_FIRST_EPOCH, RHO_SUMMARY_KEY, rho_from
 
     epochs = result.epochs.set_index("epoch")
     best, last = int(result.summary["best_epoch"]), int(epochs.index.max())
@@ -289,9 +289,9 @@ def headline(result: ReplayResult) -> dict[str, float]:
         column = epochs[f"asr_{name}"]
         out[f"{name}/asr_best"] = float(column.loc[best])
         out[f"{name}/asr_last"] = float(column.loc[last])
-        rho = rho_from(result.epochs, f"asr_{name}", first_epoch=5, crafted_at=best)
+        rho = rho_from(result.epochs, f"asr_{name}", RHO_FIRST_EPOCH, crafted_at=best)
         if not math.isnan(rho):
-            out[f"{name}/rho_from_epoch_5"] = rho
+            out[f"{name}/{RHO_SUMMARY_KEY}"] = rho
         for norm in ("l0", "l2", "linf"):
             out[f"{name}/{norm}_mean"] = float(row[f"{norm}_mean"])
     return out

@@ -15,7 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from advfit.config import is_result_neutral, run_dir_name
+from advfit.config import RANGE, is_result_neutral, run_dir_name
 from advfit.errors import ConfigError, RunError
 from advfit.rundir import RunDir, atomic_write_text
 
@@ -75,7 +75,7 @@ def threads_per_job(jobs: int) -> int:
     return max(1, usable_cores() // max(1, int(jobs)))
 
 
-_RANGE = re.compile(r"^(?P<key>[+~]*[\w.\-/@]+)=(?P<start>\d+)-(?P<stop>\d+)$")
+_RANGE = re.compile(rf"^(?P<key>[+~]*[\w.\-/@]+)={RANGE}$")
 
 
 def expand_range(argument: str) -> str:

@@ -19,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 from torchvision.transforms.v2.functional import rgb_to_grayscale
 
+from advfit.config import check_subset
 from advfit.data.batches import TensorBatches
 from advfit.data.folds import fold_indices, stratified_subset
 from advfit.errors import DataError
@@ -26,6 +27,10 @@ from advfit.locks import file_lock
 from advfit.rundir import atomic_write
 
 log = logging.getLogger(__name__)
+
+#: Where Debian's package dataset-fashion-mnist installs the gzipped IDX files (the Makefile
+#: checks the same folder before it installs the package).
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 Arrays = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 #: In a data folder: held while a job checks, fetches or unpacks files there.
@@ -72,8 +77,7 @@ class InMemoryDataModule(pl.LightningDataModule):
             if int(value) < 1:
                 raise DataError(f"data.{key}={value} is invalid: it must be an integer >= 1")
         for key, value in (("train_subset", train_subset), ("test_subset", test_subset)):
-            if value is not None and int(value) < 1:
-                raise DataError(f"data.{key}={value} is invalid: use null (all) or an integer >= 1")
+            check_subset(f"data.{key}", value)
         self.data_dir = Path(data_dir).expanduser()
         self.batch_size = int(batch_size)
         self.fold, self.n_folds, self.seed = int(fold), int(n_folds), int(seed)
@@ -357,8 +361,7 @@ class FashionMNISTDataModule(_MNISTFormatDataModule):
 
     name = "fashion_mnist"
     folder = "FashionMNIST"
-    # Debian's package dataset-fashion-mnist installs the gzipped IDX files here.
-    system_dirs = (Path("/usr/share/datasets/fashion-mnist"),)
+    system_dirs = (DEBIAN_FASHION_MNIST,)
 
 
 class MNISTDataModule(_MNISTFormatDataModule):

@@ -30,6 +30,11 @@ from advfit.report.collect import Run
 
 HOLDS, FAILS, UNDETERMINED = "holds", "does not hold", "undetermined"
 
+#: The first epoch rho reads (the paper discards the unstable first ones): the verdict's
+#: default, and the W&B summary's ``<attack>/rho_from_epoch_<n>``.
+RHO_FIRST_EPOCH = 5
+RHO_SUMMARY_KEY = f"rho_from_epoch_{RHO_FIRST_EPOCH}"
+
 
 @dataclass
 class Thresholds:
@@ -48,7 +53,7 @@ class Thresholds:
         band, or training loss within the tolerance of ln K at every epoch.
     """
 
-    first_epoch: int = 5
+    first_epoch: int = RHO_FIRST_EPOCH
     min_rho: float = 0.3
     max_asr_rise: float = 0.02
     min_val_drop: float = 0.01

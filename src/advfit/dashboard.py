@@ -20,13 +20,14 @@ import sys
 from urllib.parse import urlparse
 
 from advfit.errors import first_line
+from advfit.loggers import EVALUATE_JOB, REPORT_JOB
 from advfit.report.figures import FIGURES, Figure
 from advfit.report.verdict import RHO_SUMMARY_KEY
 
 #: The paper's attacks (conf/train.yaml's default ``attack`` list).
 PAPER_ATTACKS = ("fgsm", "pgd", "cw")
 #: Runs that are not training folds: their rows would double-count in a group's mean.
-OTHER_JOB_TYPES = ("evaluate", "report")
+OTHER_JOB_TYPES = (EVALUATE_JOB, REPORT_JOB)
 
 
 class DashboardError(Exception):

@@ -28,6 +28,9 @@ if TYPE_CHECKING:  # Lightning is imported where a training run needs it: the re
     from advfit.replay import ReplayResult
 
 WANDB_MODES = ("auto", "online", "offline", "disabled")
+#: The W&B job types of runs that are not training folds (the dashboard leaves them out of a
+#: group's mean: their rows would count twice).
+EVALUATE_JOB, REPORT_JOB = "evaluate", "report"
 
 log = logging.getLogger(__name__)
 
@@ -190,7 +193,7 @@ def open_wandb_run(run: RunDir, run_cfg: DictConfig):
         resolve_wandb_mode(node.get("mode", "auto")),
         group=node.get("group"),
         name=f"{node.get('name')}-evaluate",
-        job_type="evaluate",
+        job_type=EVALUATE_JOB,
         tags=list(node.get("tags") or []),
         config=OmegaConf.to_container(run_cfg, resolve=True),
     )
@@ -343,7 +346,7 @@ def open_report_run(configs: list[dict], out: Path, mode: str = "auto"):
             out,
             mode,
             group="report",
-            job_type="report",
+            job_type=REPORT_JOB,
             name=f"report-{'-'.join(tasks) or 'sweep'}",
             tags=["report", *tasks],
         )

@@ -1,4 +1,5 @@
-"""Models: the plain LeNet network and the LightningModule that trains it.
+"""Models: the plain networks (LeNet, ResNet-18, any torchvision model) and the
+LightningModule that trains them.
 
 Names load on first use (``advfit.lazy``): the sweep's up-front attack checks import
 ``advfit.models.frozen`` (torch only) without the Classifier's Lightning.
@@ -6,6 +7,11 @@ Names load on first use (``advfit.lazy``): the sweep's up-front attack checks im
 
 from advfit.lazy import exports
 
-_WHERE = {"Classifier": "advfit.models.classifier", "LeNet": "advfit.models.lenet"}
+_WHERE = {
+    "Classifier": "advfit.models.classifier",
+    "LeNet": "advfit.models.lenet",
+    "ResNet18": "advfit.models.torchvision_nets",
+    "TorchvisionNet": "advfit.models.torchvision_nets",
+}
 __all__ = sorted(_WHERE)
 __getattr__, __dir__ = exports(__name__, _WHERE)

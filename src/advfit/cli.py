@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from advfit.config import check_name, register_resolvers
-from advfit.errors import ConfigError, user_error
+from advfit.errors import ConfigError, refuse, user_error
 
 log = logging.getLogger("advfit")
 
@@ -154,8 +154,7 @@ def refuses_bad_compositions(run_and_report: Callable[..., Any]) -> Callable[...
             except refused as err:
                 if os.environ.get("HYDRA_FULL_ERROR") == "1":
                     raise
-                print(f"error: {_composition_refused(err)}", file=sys.stderr)
-                sys.exit(2)
+                refuse(_composition_refused(err))
 
         return run_and_report(composed)
 
@@ -176,8 +175,7 @@ def run_entry(main: Callable[[], Any]) -> None:
             try:
                 check_name(key.lstrip("+~"), value.strip("'\""))
             except ConfigError as err:
-                print(f"error: {err}", file=sys.stderr)
-                sys.exit(2)
+                refuse(err)
     hydra_utils.run_and_report = refuses_bad_compositions(hydra_utils.run_and_report)
     main()
 

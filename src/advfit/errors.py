@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import sys
+from typing import NoReturn
 
 
 class DataError(ValueError):
@@ -18,6 +20,13 @@ class RunError(RuntimeError):
 
 
 UserError = (ConfigError, DataError, RunError)
+
+
+def refuse(message: object) -> NoReturn:
+    """Stop with one line on stderr and exit status 2: a user's mistake, refused before any
+    work (the entry points', the sweeper's and the data command's refusals alike)."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def first_line(err: BaseException) -> str:

@@ -64,14 +64,15 @@ def main(argv: list[str] | None = None) -> int:
         runs = finished_runs(sweep)
         unfinished = where_unfinished(sweep)
         for run in runs:
-            best = run.read_summary().get("best_epoch")
+            summary = run.read_summary()
+            best = summary.get("best_epoch")
             epochs = run.read_epochs().set_index("epoch")
             # The attacks were crafted on the best epoch's snapshot: its ASR is their white-box
             # success there, every other row a replay.
             epochs.index = [f"{e}*" if e == best else str(e) for e in epochs.index]
             epochs.index.name = "epoch"
             print(f"\n== {run.root}  (best epoch {best}, marked *: the attacks were crafted there)")
-            learned = run.read_summary().get("learned") or {}
+            learned = summary.get("learned") or {}
             if learned.get("learned") is False:
                 print(f"did not learn: {learned.get('reason')}")
             # "-": not scored at that epoch (metrics.every_k), not a failure.

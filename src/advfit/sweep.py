@@ -183,17 +183,16 @@ def not_learned_line(run_dirs: Iterable[Path]) -> str | None:
     """ "k of n runs did not learn: name (why); ..." over the finished runs among ``run_dirs``
     (their summary.json's ``learned``, advfit.learning), or None when every one learned."""
     finished, dead = 0, []
-    for run_dir in run_dirs:
-        try:
-            summary = json.loads((Path(run_dir) / "summary.json").read_text())
-        except (OSError, ValueError):
+    for run in map(RunDir, run_dirs):
+        if not run.is_done():
             continue
-        if not (Path(run_dir) / "DONE").is_file():
+        try:
+            learned = run.read_summary().get("learned")
+        except RunError:
             continue
         finished += 1
-        learned = summary.get("learned")
         if isinstance(learned, dict) and learned.get("learned") is False:
-            dead.append(f"{Path(run_dir).name} ({learned.get('reason')})")
+            dead.append(f"{run.root.name} ({learned.get('reason')})")
     if not dead:
         return None
     return f"{len(dead)} of {finished} runs did not learn: {'; '.join(dead)}"

@@ -325,13 +325,13 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     replay = Replay.for_run(
         run, model.net, datamodule, attacks, n_images, metrics, cfg.progress, torch.device(device)
     )
-    replay.check()
+    _, snapshots, _ = replay.check()
     with run.lock():
         was_done = run.is_done()
         if was_done:
             run.check_digests()
         check_data(run, run_cfg)
-        replay.check_snapshots()
+        replay.check_snapshots(snapshots)
         # DONE goes while the run's files change, and comes back if the replay fails: a
         # failed evaluate.py leaves the run as complete as it was.
         run.unmark_done()

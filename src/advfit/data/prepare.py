@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Iterable
 from typing import Any
 
@@ -56,7 +55,7 @@ def compose_data(choice: str, overrides: list[str]) -> DictConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from advfit.errors import user_error
+    from advfit.errors import refuse, user_error
 
     parser = argparse.ArgumentParser(
         prog="python -m advfit.data",
@@ -85,6 +84,5 @@ def main(argv: list[str] | None = None) -> int:
             cause = exc
         if cause is None:
             raise
-        print(f"error: {cause}", file=sys.stderr)
-        return 2
+        refuse(cause)
     return 0

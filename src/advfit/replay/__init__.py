@@ -152,10 +152,10 @@ class Replay:
             raise ReplayError(f"the best epoch's snapshot {self.run.snapshot(best)} is missing")
         return epochs, snapshots, best
 
-    def check_snapshots(self) -> None:
-        """Load every snapshot (weights only) once: a truncated or foreign one stops the
-        replay before anything in the run directory changes."""
-        _, snapshots, _ = self.check()
+    def check_snapshots(self, snapshots: dict[int, Any]) -> None:
+        """Load every snapshot of ``snapshots`` (:meth:`check`'s, weights only) once: a
+        truncated or foreign one stops the replay before anything in the run directory
+        changes."""
         for path in snapshots.values():
             load_weights(self.net, path)
 

@@ -8,7 +8,6 @@ outside ``sys.modules``, where dataclasses cannot resolve string annotations.
 """
 
 import logging
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from advfit.config import register_resolvers, validate_train_config
 from advfit.data.prepare import prepare_all
-from advfit.errors import user_error
+from advfit.errors import refuse, user_error
 from advfit.locks import LockHeld, file_lock
 from advfit.sweep import (
     SWEEP_LOCK,
@@ -130,9 +129,3 @@ class AdvfitSweeper(BasicSweeper):
         finally:
             HydraConfig.instance().cfg = master
         return run_dirs, data_cfgs
-
-
-def refuse(message: str) -> None:
-    """Stop the launch with one line and exit status 2 (a user's mistake), before any job."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)

@@ -7,6 +7,7 @@ import pytorch_lightning as pl
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from advfit.callbacks import AdversarialReplay
 from advfit.config import run_dir_name, validate_train_config
@@ -41,6 +42,14 @@ def test_attacks_and_metrics_take_the_datas_eval_batch_size(tmp_path, overrides,
     # CW's batch changes its examples (abort_early watches the whole batch): it keeps its own
     # and passes the network that many images at a time.
     assert attacks["cw"].batch_size == 500 and attacks["cw"].images_per_pass == expected
+
+
+def test_the_python_default_evaluation_pass_is_the_configs():
+    from advfit.data.batches import EVAL_BATCH_SIZE
+
+    assert (
+        OmegaConf.load(Path(CONF) / "data/base/in_memory.yaml").eval_batch_size == EVAL_BATCH_SIZE
+    )
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))

@@ -15,7 +15,7 @@ from torch import nn
 
 from advfit.errors import ConfigError
 from advfit.learning import LearningRule, chance_band, not_learned
-from advfit.replay.snapshots import classify
+from advfit.replay.classify import classify
 from advfit.report.__main__ import main as report
 from advfit.rundir import RunDir
 from advfit.summarize import main as summarize

@@ -405,7 +405,7 @@ def test_small_floats_keep_their_digits_in_both_renderings(tmp_path):
     for shown in ("<td>1e-05</td>", "<td>0.0001</td>", "<td>0.0024</td>"):
         assert shown in page
     # Floats from 0.01 on keep three decimals, unparsed by the Markdown table writer.
-    from advfit.report.document import Table, to_markdown
+    from advfit.report.markup import Table, to_markdown
 
     text = to_markdown([Table(pd.DataFrame({"x": [0.5, 0.0, 12.3456]}))])
     assert text.splitlines()[:5] == [

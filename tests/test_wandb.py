@@ -299,7 +299,7 @@ def test_runs_without_a_wandb_logger_never_import_wandb(monkeypatch, tmp_path):
     """logger=none or csv must run where wandb is not installed (a GPU image without it)."""
     from pytorch_lightning.loggers import CSVLogger
 
-    from advfit.loggers import finish_loggers, start_loggers
+    from advfit.tracking.training import finish_loggers, start_loggers
 
     monkeypatch.setitem(__import__("sys").modules, "wandb", None)  # `import wandb` now fails
     loggers = [CSVLogger(str(tmp_path))]
@@ -311,7 +311,7 @@ def test_runs_without_a_wandb_logger_never_import_wandb(monkeypatch, tmp_path):
 
 
 def test_no_anonymous_setting_reaches_wandb_unless_asked_for(tmp_path):
-    from advfit.epoch_logger import EpochWandbLogger
+    from advfit.tracking.training import EpochWandbLogger
 
     assert "anonymous" not in EpochWandbLogger(save_dir=str(tmp_path), offline=True)._wandb_init
     asked = EpochWandbLogger(save_dir=str(tmp_path), offline=True, anonymous=True)
@@ -353,7 +353,7 @@ def test_summary_rho_leaves_out_the_best_epochs_white_box_asr():
 
     from scipy.stats import spearmanr
 
-    from advfit.loggers import headline
+    from advfit.tracking.replay import headline
 
     epoch = np.arange(1, 13)
     asr = 0.5 + 0.05 * np.sin(3 * epoch)
@@ -371,7 +371,7 @@ def test_summary_rho_leaves_out_the_best_epochs_white_box_asr():
 
 
 def test_auto_mode_stays_offline_where_the_server_cannot_be_reached(monkeypatch, caplog):
-    from advfit.loggers import resolve_wandb_mode
+    from advfit.tracking.mode import resolve_wandb_mode
 
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("WANDB_API_KEY", "x" * 40)

@@ -265,7 +265,7 @@ def check_replay_parts(cfg: DictConfig) -> None:
 def replay_attacks(given: DictConfig | None, run_cfg: DictConfig) -> DictConfig:
     """The attacks ``evaluate.py`` replays: ``given`` (its ``attack=[...]``) resolved against
     the run's own data config, so that their batch sizes follow the run's data
-    (``${oc.select:data.eval_batch_size,250}``: STL-10's 100), else the run's own attacks."""
+    (``${data.eval_batch_size}``: STL-10's 100), else the run's own attacks."""
     if not given:
         return run_cfg.get("attack") or OmegaConf.create({})
     return OmegaConf.merge({"data": run_cfg.get("data") or {}}, {"attack": given}).attack

@@ -20,9 +20,9 @@ import sys
 from urllib.parse import urlparse
 
 from advfit.errors import first_line
-from advfit.loggers import EVALUATE_JOB, REPORT_JOB
 from advfit.report.figures import FIGURES, Figure
-from advfit.report.verdict import RHO_SUMMARY_KEY
+from advfit.tracking.replay import ATTACK_SUMMARY_KEYS
+from advfit.tracking.runs import EVALUATE_JOB, REPORT_JOB
 
 #: The paper's attacks (conf/train.yaml's default ``attack`` list).
 PAPER_ATTACKS = ("fgsm", "pgd", "cw")
@@ -122,9 +122,7 @@ def workspace(
         + ([f"Tags() in ['{task}']"] if task else [])
     )
     headline = ["summary:best_epoch"] + [
-        f"summary:{attack}/{key}"
-        for attack in attacks
-        for key in ("asr_best", "asr_last", RHO_SUMMARY_KEY)
+        f"summary:{attack}/{key}" for attack in attacks for key in ATTACK_SUMMARY_KEYS
     ]
     return ws.Workspace(
         entity=entity,
@@ -195,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{' and '.join(missing)} required to save a workspace "
                     "(or --dry-run to write its spec)"
                 )
-            from advfit.loggers import wandb_logged_in
+            from advfit.tracking.mode import wandb_logged_in
 
             if not wandb_logged_in():
                 raise DashboardError(

@@ -20,10 +20,12 @@ from advfit.checkpoints import AtomicCheckpointIO, usable_checkpoint
 from advfit.config import check_attacks_given, replay_attacks, validate_train_config
 from advfit.errors import ConfigError, RunError
 from advfit.learning import learning_summary
-from advfit.loggers import close, finish_loggers, log_replay, open_wandb_run, start_loggers
 from advfit.replay import Replay
 from advfit.rundir import RunDir, sha256_file
 from advfit.sweep import check_run_dir_matches, progress, threads_per_job, usable_cores
+from advfit.tracking.replay import log_replay, open_evaluate_run
+from advfit.tracking.runs import close
+from advfit.tracking.training import finish_loggers, start_loggers
 from advfit.trust import check_targets
 
 log = logging.getLogger(__name__)
@@ -335,7 +337,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         # DONE goes while the run's files change, and comes back if the replay fails: a
         # failed evaluate.py leaves the run as complete as it was.
         run.unmark_done()
-        wandb_run = open_wandb_run(run, run_cfg) if cfg.wandb else None
+        wandb_run = open_evaluate_run(run, run_cfg) if cfg.wandb else None
         try:
             result = replay()
             log_replay(wandb_run, result)

@@ -11,7 +11,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from advfit.attacks import advertorch_compat  # noqa: F401  (makes advertorch importable)
-from advfit.data.batches import near_equal_parts
+from advfit.data.batches import EVAL_BATCH_SIZE, near_equal_parts
 from advfit.errors import ConfigError
 from advfit.models.frozen import frozen
 
@@ -93,7 +93,7 @@ class Attack:
         self,
         name: str,
         attack: str,
-        batch_size: int = 250,
+        batch_size: int = EVAL_BATCH_SIZE,
         images_per_pass: int | None = None,
         **params: Any,
     ) -> None:

@@ -8,10 +8,11 @@ import pytorch_lightning as pl
 import torch
 
 from advfit.attacks import Attack
-from advfit.loggers import log_replay, wandb_run_of
 from advfit.metrics import SnapshotMetrics
 from advfit.replay import Replay, check_settings
 from advfit.rundir import RunDir
+from advfit.tracking.replay import log_replay
+from advfit.tracking.training import wandb_run_of
 
 
 class AdversarialReplay(pl.Callback):

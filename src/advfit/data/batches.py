@@ -7,6 +7,11 @@ from collections.abc import Callable, Iterator
 
 import torch
 
+#: Images per evaluation pass (validation, test, replay, attacks, metrics) unless the data
+#: config says otherwise: the default of ``conf/data/base/in_memory.yaml`` (a test holds them
+#: equal). BENCHMARKS.md, "Evaluation batch size", measures it.
+EVAL_BATCH_SIZE = 250
+
 
 def near_equal_parts(at_most: int, *tensors: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:
     """``tensors`` (of equal length) cut along their first dimension into the fewest

@@ -20,7 +20,7 @@ import torch
 from torchvision.transforms.v2.functional import rgb_to_grayscale
 
 from advfit.config import check_subset
-from advfit.data.batches import TensorBatches
+from advfit.data.batches import EVAL_BATCH_SIZE, TensorBatches
 from advfit.data.folds import fold_indices, stratified_subset
 from advfit.errors import DataError
 from advfit.locks import file_lock
@@ -67,7 +67,7 @@ class InMemoryDataModule(pl.LightningDataModule):
         download: bool = True,
         train_subset: int | None = None,
         test_subset: int | None = None,
-        eval_batch_size: int = 250,
+        eval_batch_size: int = EVAL_BATCH_SIZE,
         name: str | None = None,
     ) -> None:
         super().__init__()

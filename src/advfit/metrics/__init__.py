@@ -8,7 +8,7 @@ from advfit.metrics.robustness import (
     empirical_robustness,
     loss_sensitivity,
 )
-from advfit.metrics.snapshot import Score, SnapshotMetrics, SnapshotScores, no_metrics
+from advfit.metrics.schedule import Score, SnapshotMetrics, SnapshotScores, no_metrics
 
 __all__ = [
     "Clever",

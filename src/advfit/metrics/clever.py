@@ -37,7 +37,7 @@ from torch import nn
 from advfit.data.batches import near_equal_parts
 from advfit.errors import ConfigError
 from advfit.metrics.norms import parse_norm
-from advfit.metrics.snapshot import Score
+from advfit.metrics.schedule import Score
 from advfit.metrics.weibull import fit_weibull_min
 from advfit.models.frozen import frozen
 

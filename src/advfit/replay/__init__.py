@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 
 from advfit.attacks import Attack
 from advfit.config import check_attacks_given, check_replay_images
-from advfit.data.batches import to_unit_range
+from advfit.data.batches import EVAL_BATCH_SIZE, to_unit_range
 from advfit.metrics import SnapshotMetrics
 from advfit.replay.crafting import AdversarialSet, Crafting, Examples
-from advfit.replay.snapshots import ReplayError, classify, load_weights, predict
+from advfit.replay.classify import ReplayError, classify, load_weights, predict
 from advfit.rundir import TRAIN_COLUMNS, RunDir
 
 __all__ = [
@@ -89,7 +89,7 @@ class Replay:
         y_test: torch.Tensor,
         attacks: dict[str, Attack],
         n_images: int = 1000,
-        batch_size: int = 250,
+        batch_size: int = EVAL_BATCH_SIZE,
         progress: bool = True,
         metrics: SnapshotMetrics | None = None,
         class_names: tuple[str, ...] = (),

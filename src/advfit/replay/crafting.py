@@ -14,7 +14,7 @@ from torch import nn
 from advfit.attacks import Attack
 from advfit.data.batches import to_unit_range
 from advfit.metrics import perturbation_norms, summarize_norms
-from advfit.replay.snapshots import ReplayError, predict
+from advfit.replay.classify import ReplayError, predict
 from advfit.rundir import DISTANCE_COLUMNS, RunDir, atomic_torch_save, sha256_file
 
 log = logging.getLogger(__name__)

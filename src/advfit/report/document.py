@@ -1,169 +1,268 @@
-"""The report as a list of blocks, rendered twice from the same content: Markdown for
-terminals and Git hosting, and a self-contained HTML page (real tables, inline images,
-coloured verdict badges, readable at phone width)."""
+"""What the report says: its tables as shown (means with intervals, per-fold marks, distances
+beside the paper's) and its sections, as :mod:`advfit.report.markup` blocks."""
 
 from __future__ import annotations
 
-import base64
-import html
-from dataclasses import dataclass
+import os
 from pathlib import Path
 
 import pandas as pd
+from omegaconf import OmegaConf
 
-BADGE_COLOURS = {"holds": "#1a7f37", "does not hold": "#cf222e", "undetermined": "#6e7781"}
-
-
-@dataclass(frozen=True)
-class Heading:
-    level: int
-    text: str
+from advfit.report.figures import KEY, Figure
+from advfit.report.markup import Bullets, Code, Heading, Image, Para, Table
+from advfit.report.verdict import Thresholds
 
 
-@dataclass(frozen=True)
-class Para:
-    text: str
+def panel_title(key: tuple, group_keys: list[str]) -> str:
+    extra = ", ".join(f"{k}={v}" for k, v in zip(group_keys, key[2:], strict=True))
+    return f"{key[0]}" + (f" ({extra})" if extra else "")
 
 
-@dataclass(frozen=True)
-class Table:
-    frame: pd.DataFrame
-    #: a column whose cells are verdict words, drawn as badges in HTML
-    badge: str | None = None
-    #: column -> column of link targets, drawn as links
-    links: tuple[tuple[str, str], ...] = ()
+def fmt(mean: float, std: float, digits: int = 2) -> str:
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-@dataclass(frozen=True)
-class Bullets:
-    items: tuple[str, ...]
+def interval(mean: float, low: float, high: float) -> str:
+    if pd.isna(mean):
+        return ""
+    if pd.isna(low):
+        return f"{mean:+.3f}"
+    return f"{mean:+.3f} [{low:+.3f}, {high:+.3f}]"
 
 
-@dataclass(frozen=True)
-class Image:
-    path: str  # relative to the report's directory
-    caption: str
+def signed(value: float) -> str:
+    return "" if pd.isna(value) else f"{value:+.3f}"
 
 
-@dataclass(frozen=True)
-class Code:
-    text: str
-    language: str = ""
-
-
-Block = Heading | Para | Table | Bullets | Image | Code
-
-
-def _cell(value) -> str:
-    """A table cell's text: floats to 3 decimals, but those under 0.01 (a learning rate such
-    as the normal regime's 1e-5) to 3 significant digits, which 3 decimals would show as 0."""
-    if isinstance(value, float):
-        if pd.isna(value):
-            return ""
-        return f"{value:.3g}" if 0 < abs(value) < 0.01 else f"{value:.3f}"
-    return str(value)
-
-
-def _md_escape(text: str) -> str:
-    return text.replace("|", "\\|")
-
-
-def to_markdown(blocks: list[Block]) -> str:
-    lines: list[str] = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            lines += ["#" * block.level + " " + block.text, ""]
-        elif isinstance(block, Para):
-            lines += [block.text, ""]
-        elif isinstance(block, Table):
-            frame = block.frame.copy()
-            for column, target in block.links:
-                frame[column] = [
-                    f"[{_md_escape(str(name))}]({link})"
-                    for name, link in zip(frame[column], frame[target], strict=True)
-                ]
-                frame = frame.drop(columns=target)
-            if block.badge:
-                frame[block.badge] = [f"**{v}**" for v in frame[block.badge]]
-            align = [
-                "right" if pd.api.types.is_numeric_dtype(frame[c]) else "left"
-                for c in frame.columns
-            ]
-            frame = frame.map(lambda v: _md_escape(_cell(v)))
-            # The cells are formatted already: tabulate must not parse them back into numbers
-            # and format them again (3 decimals "0.000" for 1e-4 became "0", "0.500" "0.5").
-            text = frame.to_markdown(index=False, disable_numparse=True, colalign=align)
-            lines += [text, ""]
-        elif isinstance(block, Bullets):
-            lines += [*(f"- {item}" for item in block.items), ""]
-        elif isinstance(block, Image):
-            lines += [f"![{block.caption}]({block.path})", "", f"*{block.caption}*", ""]
-        elif isinstance(block, Code):
-            lines += [f"```{block.language}", block.text.rstrip(), "```", ""]
-    return "\n".join(lines)
-
-
-def badge(word: str) -> str:
-    colour = BADGE_COLOURS.get(word, BADGE_COLOURS["undetermined"])
-    return f'<span class="badge" style="background:{colour}">{html.escape(word)}</span>'
-
-
-def _html_table(block: Table) -> str:
-    frame = block.frame.copy()
-    for column in frame.columns:
-        frame[column] = [html.escape(_cell(v)) for v in frame[column]]
-    for column, target in block.links:
-        frame[column] = [
-            f'<a href="{html.escape(str(link))}">{name}</a>'
-            for name, link in zip(frame[column], block.frame[target], strict=True)
-        ]
-        frame = frame.drop(columns=target)
-    if block.badge:
-        frame[block.badge] = [badge(html.unescape(v)) for v in frame[block.badge]]
-    return '<div class="scroll">' + frame.to_html(index=False, escape=False, border=0) + "</div>"
-
-
-STYLE = """
-body{font-family:system-ui,sans-serif;line-height:1.45;max-width:1100px;margin:auto;padding:0 12px}
-.scroll{overflow-x:auto}
-table{border-collapse:collapse;margin:8px 0;font-size:14px}
-th,td{border-bottom:1px solid #d0d7de;padding:4px 8px;text-align:left;white-space:nowrap}
-th{background:#f6f8fa}
-.badge{color:#fff;border-radius:10px;padding:1px 9px;font-weight:600;white-space:nowrap}
-figure{margin:16px 0}
-p,li,h1,h2,h3{overflow-wrap:anywhere}
-img{max-width:100%;height:auto}
-figcaption{font-size:14px;color:#57606a}
-pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:12px}
-"""
-
-
-def to_html(blocks: list[Block], out: Path, title: str) -> str:
-    """A self-contained page: every image is embedded as a data URI."""
-    body: list[str] = []
-    for block in blocks:
-        if isinstance(block, Heading):
-            body.append(f"<h{block.level}>{html.escape(block.text)}</h{block.level}>")
-        elif isinstance(block, Para):
-            body.append(f"<p>{html.escape(block.text)}</p>")
-        elif isinstance(block, Table):
-            body.append(_html_table(block))
-        elif isinstance(block, Bullets):
-            items = "".join(f"<li>{html.escape(item)}</li>" for item in block.items)
-            body.append(f"<ul>{items}</ul>")
-        elif isinstance(block, Image):
-            data = base64.b64encode((out / block.path).read_bytes()).decode()
-            body.append(
-                f'<figure><img alt="{html.escape(block.caption)}" '
-                f'src="data:image/png;base64,{data}"><figcaption>'
-                f"{html.escape(block.caption)}</figcaption></figure>"
-            )
-        elif isinstance(block, Code):
-            body.append(f"<pre>{html.escape(block.text)}</pre>")
-    return (
-        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
-        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
-        f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>\n"
-        + "\n".join(body)
-        + "\n</body></html>\n"
+def verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
+    """The verdict as shown: each mean with its 95% interval, the folds that agree."""
+    return pd.DataFrame(
+        {
+            "dataset": verdicts["dataset"],
+            "regime": verdicts["regime"],
+            "attack": verdicts["attack"],
+            "folds": verdicts["folds"],
+            "rho(test acc, ASR) [95% CI]": [
+                interval(*r)
+                for r in zip(verdicts.rho_mean, verdicts.rho_low, verdicts.rho_high, strict=True)
+            ],
+            "ASR change after best [95% CI]": [
+                interval(*r)
+                for r in zip(
+                    verdicts.asr_change_after_best,
+                    verdicts.asr_change_low,
+                    verdicts.asr_change_high,
+                    strict=True,
+                )
+            ],
+            "agreeing": verdicts["folds_agreeing"],
+            "verdict": verdicts["holds"],
+        }
     )
+
+
+def folds_table(folds: pd.DataFrame) -> pd.DataFrame:
+    """The per-fold numbers as shown, a row per fold: its best epoch, validation drop and loss
+    rise, and for each attack the number the verdict reads from it (rho in the normal regime,
+    the ASR change after the best in the overfitting one), marked where the fold agrees."""
+    rows = []
+    keys = ["dataset", "regime", "fold"]
+    for (dataset, regime, fold), part in folds.groupby(keys, sort=False):
+        first = part.iloc[0]
+        row = {
+            "dataset": dataset,
+            "regime": regime,
+            "fold": fold,
+            "best epoch": first["best_epoch"],
+            "val acc drop": signed(first["val_drop"]),
+            "val loss rise": signed(first["val_loss_rise"]),
+            "reads": "ASR change after best" if regime == "overfit" else "rho(test acc, ASR)",
+        }
+        if first.get("not_learned"):
+            row["reads"] = f"left out: did not learn ({first['not_learned']})"
+        for r in part.to_dict("records"):
+            value = r["asr_change"] if regime == "overfit" else r["rho"]
+            mark = "" if pd.isna(r["agrees"]) else (" ✓" if r["agrees"] else " ✗")
+            row[r["attack"]] = signed(value) + mark
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def distances_table(distances: pd.DataFrame) -> pd.DataFrame | None:
+    """The distances as shown: mean ± standard deviation per norm, and the paper's Tables 2-5
+    beside where comparable; None when there are none."""
+    if distances.empty:
+        return None
+    shown = distances.assign(
+        L0=[fmt(m, s) for m, s in zip(distances.l0_mean, distances.l0_std, strict=True)],
+        L2=[fmt(m, s) for m, s in zip(distances.l2_mean, distances.l2_std, strict=True)],
+        Linf=[fmt(m, s) for m, s in zip(distances.linf_mean, distances.linf_std, strict=True)],
+    )[["dataset", "regime", "attack", "folds", "n", "n_fooled", "L0", "L2", "Linf"]]
+    if "paper_l2_mean" in distances:
+        for metric, name in (("l0", "L0"), ("l2", "L2"), ("linf", "Linf")):
+            shown[f"paper {name}"] = [
+                "" if pd.isna(m) else fmt(m, sd)
+                for m, sd in zip(
+                    distances[f"paper_{metric}_mean"], distances[f"paper_{metric}_std"], strict=True
+                )
+            ]
+    return shown
+
+
+def verdict_blocks(verdicts: pd.DataFrame, folds: pd.DataFrame, t: Thresholds) -> list:
+    """The verdict table, each row's reasons and the per-fold table: in the report, and alone
+    in verdict.md (which the report prints when it ends)."""
+    return [
+        Table(verdict_table(verdicts), badge="verdict"),
+        Bullets(
+            tuple(
+                f"{r['dataset']}, {r['regime']}, {r['attack']}: {r['holds']}: {r['claim']}"
+                for r in verdicts.to_dict("records")
+            )
+        ),
+        Heading(3, "Per fold"),
+        Para(
+            "What each fold gives the means above: its best epoch (where the attacks were "
+            "crafted), how far validation accuracy falls after it and how far validation loss "
+            "ends above its minimum (relative), and for each attack the number the verdict "
+            "reads: Spearman rho over the replayed epochs in the normal regime, the ASR change "
+            "across the epochs after the best in the overfitting one; ✓ where the fold lies on "
+            f"the claim's side (rho at least {t.min_rho}, an ASR change at most "
+            f"{t.max_asr_rise}), ✗ where not. Every number per fold and attack is in "
+            "verdict_folds.csv."
+        ),
+        Table(folds_table(folds)),
+    ]
+
+
+def not_learned_note(runs: list) -> str:
+    """One sentence naming the runs that did not learn and why, or ""."""
+    dead = [r for r in runs if r.not_learned]
+    if not dead:
+        return ""
+    names = "; ".join(f"{r.root.name} ({r.not_learned})" for r in dead)
+    return (
+        f"{len(dead)} of {len(runs)} runs did not learn and are left out of the verdict, the "
+        f"mean curves and the distance tables (advfit.learning's rule): {names}."
+    )
+
+
+def machine_label(summary: dict) -> str:
+    """Where a run was computed, as its summary.json records it: the GPU's name on a GPU,
+    else the processor's (runs of versions that did not record it: "not recorded")."""
+    found = summary.get("machine") or {}
+    return found.get("gpu") or found.get("processor") or "not recorded"
+
+
+def head_blocks(paths: list[Path], sweep, t: Thresholds) -> list:
+    """The title, the sweeps read, the runs counted, and the question the verdict answers."""
+    counted_once = (
+        f"; counted once (the same config, fold and seed found twice): {len(sweep.duplicates)}"
+        if sweep.duplicates
+        else ""
+    )
+    return [
+        Heading(1, "advfit report"),
+        Para(f"Sweeps: {', '.join(str(Path(p).resolve()) for p in paths)}"),
+        Para(
+            f"Finished runs: {len(sweep.runs)}; left out (no DONE): {len(sweep.unfinished)}"
+            + counted_once
+            + ". "
+            f"Groups split by: dataset, regime{''.join(', ' + k for k in sweep.group_keys)}."
+        ),
+        *([Para(note)] if (note := not_learned_note(sweep.runs)) else []),
+        Heading(2, "Verdict"),
+        Para(
+            "Does ASR rise with test accuracy in the normal regime (Spearman rho from epoch "
+            f"{t.first_epoch} on at least {t.min_rho}), and does it not rise "
+            f"by more than {t.max_asr_rise} after the best epoch in the overfitting "
+            "regime? The best epoch's own ASR (the attacks' white-box success on the snapshot "
+            "they were crafted on) enters neither. Means over folds with 95% Student-t "
+            "intervals over folds; the verdict is read from the interval (see docs/method.md's "
+            "rule)."
+        ),
+    ]
+
+
+def distance_blocks(shown: pd.DataFrame | None) -> list:
+    blocks: list = [Heading(2, "Distances (Tables 2-5)")]
+    if shown is not None and "paper L2" in shown:
+        blocks.append(
+            Para(
+                "Over the examples that fool the best snapshot, all folds pooled; 'paper': the "
+                "paper's Tables 2-5 (grayscale CIFAR-10 and STL-10), beside the groups they "
+                "describe."
+            )
+        )
+    blocks.append(Table(shown) if shown is not None else Para("(none)"))
+    return blocks
+
+
+def run_blocks(sweep, out: Path) -> list:
+    """Every run: where it is, its seed, fold, best epoch, whether it learned, and the machine
+    and versions it was computed with."""
+    runs = pd.DataFrame(
+        [
+            {
+                "run": r.root.name,
+                "path": Path(os.path.relpath(r.root.resolve(), out.resolve())).as_posix(),
+                "seed": r.summary.get("seed"),
+                "fold": r.fold,
+                "lr": r.summary.get("lr"),
+                "best_epoch": r.summary.get("best_epoch"),
+                "learned": f"no: {r.not_learned}" if r.not_learned else "yes",
+                "machine": machine_label(r.summary),
+                "torch": r.summary.get("versions", {}).get("torch"),
+                "advertorch": r.summary.get("versions", {}).get("advertorch"),
+            }
+            for r in sweep.runs
+        ]
+    )
+    counts = runs["machine"].value_counts(sort=False)
+    where = "; ".join(f"{name} ({n} run{'s' * (n != 1)})" for name, n in counts.items())
+    return [
+        Heading(2, "Runs"),
+        Para(
+            f"Computed on: {where}. The same seed gives the same numbers on the same kind of "
+            "machine only: another processor or a GPU sums in another order and trains other "
+            "networks, which can change a verdict whose interval ends near its threshold."
+        ),
+        Table(runs, links=(("run", "path"),)),
+    ]
+
+
+def config_blocks(groups: dict, group_keys: list[str]) -> list:
+    blocks: list = [
+        Heading(2, "Configs"),
+        Para("The resolved config of the first run of each group (its folds differ in fold only)."),
+    ]
+    for key, group in groups.items():
+        config = OmegaConf.to_yaml(OmegaConf.create(group[0].config)).rstrip()
+        title = f"{panel_title(key, group_keys)}, {key[1]}"
+        blocks += [Heading(3, title), Code(config, "yaml")]
+    return blocks
+
+
+def document(
+    paths: list[Path],
+    out: Path,
+    sweep,
+    t: Thresholds,
+    verdicts: pd.DataFrame,
+    folds: pd.DataFrame,
+    shown: pd.DataFrame | None,
+    figures: list[Figure],
+) -> list:
+    """The report's content, the same for report.md and report.html."""
+    blocks = head_blocks(paths, sweep, t)
+    if verdicts.empty:
+        blocks.append(Para("(no verdict: no attack columns)"))
+    else:
+        blocks += verdict_blocks(verdicts, folds, t)
+    blocks += distance_blocks(shown)
+    blocks += [Heading(2, "Figures"), Para(KEY)]
+    if note := not_learned_note(sweep.runs):
+        blocks.append(Para(note))
+    blocks += [Image(f"{f.name}.png", f.caption) for f in figures]
+    return blocks + run_blocks(sweep, out) + config_blocks(sweep.groups(), sweep.group_keys)

@@ -27,13 +27,9 @@ from scipy import stats
 
 from advfit.learning import LearningRule
 from advfit.report.collect import Run
+from advfit.trend import RHO_FIRST_EPOCH, change_after, rho_from
 
 HOLDS, FAILS, UNDETERMINED = "holds", "does not hold", "undetermined"
-
-#: The first epoch rho reads (the paper discards the unstable first ones): the verdict's
-#: default, and the W&B summary's ``<attack>/rho_from_epoch_<n>``.
-RHO_FIRST_EPOCH = 5
-RHO_SUMMARY_KEY = f"rho_from_epoch_{RHO_FIRST_EPOCH}"
 
 
 @dataclass
@@ -138,28 +134,6 @@ def attack_columns(runs: list[Run]) -> list[str]:
     return [c for c in shared if all(c in run.epochs.columns for run in runs)]
 
 
-def rho_from(epochs: pd.DataFrame, column: str, first_epoch: int, crafted_at: int) -> float:
-    """Spearman rho(test accuracy, ``column``) over the epochs from ``first_epoch`` on but
-    ``crafted_at`` (the best epoch: its ASR is white-box, not replayed); NaN with fewer than 3
-    such epochs or a constant series. (The report's per-fold rho, and the W&B summary's.)"""
-    e = epochs[(epochs["epoch"] >= first_epoch) & (epochs["epoch"] != crafted_at)]
-    e = e.dropna(subset=["test_acc", column])
-    if len(e) >= 3 and e["test_acc"].nunique() > 1 and e[column].nunique() > 1:
-        return float(stats.spearmanr(e["test_acc"], e[column]).statistic)
-    return math.nan
-
-
-def change_after(epochs: pd.DataFrame, column: str, best: int) -> float:
-    """How much ``column`` changes across the epochs after ``best``: the slope of a
-    least-squares line through them times their span (every epoch counts, so one noisy epoch
-    moves it less than a difference of two would). NaN with fewer than 2 such epochs."""
-    e = epochs[epochs["epoch"] > best].dropna(subset=[column])
-    if len(e) < 2:
-        return math.nan
-    slope = np.polyfit(e["epoch"].to_numpy(float), e[column].to_numpy(float), 1)[0]
-    return float(slope * (e["epoch"].max() - e["epoch"].min()))
-
-
 def per_fold(run: Run, column: str, t: Thresholds) -> dict[str, float]:
     """One fold's rho and changes after the best epoch (NaN where too few epochs)."""
     epochs = run.epochs.set_index("epoch")
@@ -183,60 +157,58 @@ def _agree(agrees: pd.Series) -> str:
 
 def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[str], dict]:
     """The verdict for one regime and attack, every reason for it, and its numbers."""
-    rho = Interval.over(folds["rho"].tolist(), bounds=(-1.0, 1.0))
-    rise = Interval.over(folds["asr_change"].tolist())
-    drop = Interval.over(folds["val_drop"].tolist())
-    loss_rise = Interval.over(folds["val_loss_rise"].tolist())
-    numbers = {"rho": rho, "asr_change": rise, "val_drop": drop, "val_loss_rise": loss_rise}
-    if regime != "overfit":
-        agree = _agree(folds["agrees"])
-        numbers["agree"] = agree
-        if rho.n < 2:
-            reason = (
-                f"rho needs at least 3 varying replayed epochs from epoch {t.first_epoch} on "
-                f"in at least 2 folds; {rho.n} fold(s) have them"
-            )
-            return UNDETERMINED, [reason], numbers
-        verdict = rho.side(t.min_rho, above_holds=True)
-        reason = {
-            HOLDS: f"ASR rises with test accuracy: rho {rho} lies above {t.min_rho}",
-            FAILS: f"ASR does not rise with test accuracy: rho {rho} lies below {t.min_rho}",
-            UNDETERMINED: f"rho {rho} spans the threshold {t.min_rho}"
-            + folds_to_decide(folds["rho"].tolist(), t.min_rho),
-        }[verdict]
-        return verdict, [f"{reason} ({agree} at or above it)"], numbers
-    agree = _agree(folds["agrees"])
-    numbers["agree"] = agree
+    numbers = {
+        "rho": Interval.over(folds["rho"].tolist(), bounds=(-1.0, 1.0)),
+        "asr_change": Interval.over(folds["asr_change"].tolist()),
+        "val_drop": Interval.over(folds["val_drop"].tolist()),
+        "val_loss_rise": Interval.over(folds["val_loss_rise"].tolist()),
+        "agree": _agree(folds["agrees"]),
+    }
+    rule = decide_overfit if regime == "overfit" else decide_normal
+    holds, reasons = rule(folds, numbers, t)
+    return holds, reasons, numbers
+
+
+def decide_normal(folds: pd.DataFrame, numbers: dict, t: Thresholds) -> tuple[str, list[str]]:
+    """Normal regime: ASR rises with test accuracy when rho's interval lies above ``min_rho``."""
+    rho, agree = numbers["rho"], numbers["agree"]
+    if rho.n < 2:
+        return UNDETERMINED, [
+            f"rho needs at least 3 varying replayed epochs from epoch {t.first_epoch} on "
+            f"in at least 2 folds; {rho.n} fold(s) have them"
+        ]
+    verdict = rho.side(t.min_rho, above_holds=True)
+    reason = {
+        HOLDS: f"ASR rises with test accuracy: rho {rho} lies above {t.min_rho}",
+        FAILS: f"ASR does not rise with test accuracy: rho {rho} lies below {t.min_rho}",
+        UNDETERMINED: f"rho {rho} spans the threshold {t.min_rho}"
+        + folds_to_decide(folds["rho"].tolist(), t.min_rho),
+    }[verdict]
+    return verdict, [f"{reason} ({agree} at or above it)"]
+
+
+def decide_overfit(folds: pd.DataFrame, numbers: dict, t: Thresholds) -> tuple[str, list[str]]:
+    """Overfitting regime: when the runs overfit (validation accuracy falls or its loss rises
+    clearly), the ASR must not rise by more than ``max_asr_rise`` after the best epoch."""
+    rise, drop, loss_rise = numbers["asr_change"], numbers["val_drop"], numbers["val_loss_rise"]
     if folds["best_is_last"].all():
-        return (
-            UNDETERMINED,
-            ["the best epoch is the last in every fold: no overfitting to test"],
-            numbers,
-        )
+        return UNDETERMINED, ["the best epoch is the last in every fold: no overfitting to test"]
     if drop.n < 2:
-        return UNDETERMINED, [f"{drop.n} fold(s): an interval needs at least 2"], numbers
+        return UNDETERMINED, [f"{drop.n} fold(s): an interval needs at least 2"]
     if rise.n < 2:
-        return (
-            UNDETERMINED,
-            [
-                f"{rise.n} fold(s) have at least 2 epochs after the best: the ASR change "
-                "needs at least 2 folds"
-            ],
-            numbers,
-        )
+        return UNDETERMINED, [
+            f"{rise.n} fold(s) have at least 2 epochs after the best: the ASR change "
+            "needs at least 2 folds"
+        ]
     by_accuracy = drop.side(t.min_val_drop, above_holds=True) == HOLDS
     by_loss = loss_rise.side(t.min_val_loss_rise, above_holds=True) == HOLDS
     if not (by_accuracy or by_loss):
-        return (
-            UNDETERMINED,
-            [
-                f"validation accuracy after the best epoch falls by {drop}, not clearly more "
-                f"than {t.min_val_drop}, and validation loss ends {loss_rise} above its "
-                f"minimum (relative), not clearly more than {t.min_val_loss_rise}: the runs "
-                "do not clearly overfit"
-            ],
-            numbers,
-        )
+        return UNDETERMINED, [
+            f"validation accuracy after the best epoch falls by {drop}, not clearly more "
+            f"than {t.min_val_drop}, and validation loss ends {loss_rise} above its "
+            f"minimum (relative), not clearly more than {t.min_val_loss_rise}: the runs "
+            "do not clearly overfit"
+        ]
     overfit = (
         f"validation accuracy falls by {drop} after the best epoch"
         if by_accuracy
@@ -252,11 +224,7 @@ def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[s
         UNDETERMINED: f"ASR change after the best epoch {rise} spans the threshold "
         f"{t.max_asr_rise}" + folds_to_decide(folds["asr_change"].tolist(), t.max_asr_rise),
     }[verdict]
-    return (
-        verdict,
-        [f"the runs overfit: {overfit}", f"{reason} ({agree})"],
-        numbers,
-    )
+    return verdict, [f"the runs overfit: {overfit}", f"{reason} ({numbers['agree']})"]
 
 
 def fold_numbers(regime: str, runs: list[Run], t: Thresholds) -> pd.DataFrame:

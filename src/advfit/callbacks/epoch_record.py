@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 def log_rows(trainer: pl.Trainer, rows: pd.DataFrame) -> None:
     """Hand the training columns of epochs.csv rows to the loggers that take them (W&B:
-    :mod:`advfit.epoch_logger`); the replay logs its own columns."""
+    :mod:`advfit.tracking.training`); the replay logs its own columns."""
     rows = rows[[c for c in TRAIN_COLUMNS if c in rows.columns]]
     if len(rows):
         for logger in trainer.loggers:

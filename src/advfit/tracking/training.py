@@ -1,0 +1,97 @@
+"""Lightning's W&B logger for a training run, on the study's one axis: W&B receives the rows
+of ``epochs.csv``, each against the 1-based ``epoch``."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pandas as pd
+import pytorch_lightning as pl
+from pytorch_lightning.loggers import WandbLogger
+
+from advfit.errors import RunError, first_line
+from advfit.tracking.mode import resolve_wandb_mode, wandb_server
+from advfit.tracking.runs import close, epoch_axis, log_epoch_rows, run_id
+
+
+class EpochWandbLogger(WandbLogger):
+    """Lightning's WandbLogger, but W&B receives the rows of ``epochs.csv`` (through
+    :meth:`log_epoch_rows`), each against the 1-based ``epoch``, rather than Lightning's own
+    metrics against its global step: a W&B plot then lines up with the run directory."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Lightning passes anonymous=None to wandb.init when it is not set, and W&B then
+        # warns in every job that "the anonymous setting has no effect".
+        if self._wandb_init.get("anonymous") is None:
+            self._wandb_init.pop("anonymous", None)
+
+    @property
+    def experiment(self):
+        fresh = self._experiment is None
+        run = super().experiment
+        if fresh and hasattr(run, "define_metric"):
+            epoch_axis(run)  # replaces Lightning's global step
+        return run
+
+    def log_metrics(self, metrics, step=None) -> None:
+        """Lightning's per-step metrics stay out of W&B: the epoch rows carry them."""
+
+    def log_epoch_rows(self, rows: pd.DataFrame) -> None:
+        log_epoch_rows(self.experiment, rows)
+
+
+def wandb_logger(
+    save_dir: str, mode: str = "auto", init_timeout: float = 30, **kwargs
+) -> EpochWandbLogger:
+    """The training run's logger (``conf/logger/wandb.yaml``): the mode resolved, a stable run
+    id, and a bounded wait for the server (``init_timeout`` seconds) when online."""
+    import wandb
+
+    mode = resolve_wandb_mode(mode)
+    os.environ.setdefault("WANDB_SILENT", "true")  # advfit says where the run is (announce)
+    return EpochWandbLogger(
+        save_dir=save_dir,
+        offline=mode == "offline",
+        mode=mode,
+        id=run_id(save_dir),
+        resume="allow",
+        settings=wandb.Settings(init_timeout=float(init_timeout)),
+        **kwargs,
+    )
+
+
+def start_loggers(loggers: list[Any]) -> None:
+    """Start the W&B run before training, so a server that cannot be reached (no network, a
+    bad key) stops the run at once with a message instead of a traceback. Without a W&B
+    logger (``logger=none``, ``logger=csv``) wandb is not imported."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            import wandb
+
+            try:
+                _ = logger.experiment
+            except wandb.errors.Error as err:
+                host = wandb_server()
+                raise RunError(
+                    f"W&B could not start an online run at {host}: {first_line(err)}. Check "
+                    "`wandb login` (or WANDB_API_KEY) and the network, or log offline with "
+                    "logger.wandb.mode=offline (upload later with `make sync`)."
+                ) from None
+
+
+def wandb_run_of(trainer: pl.Trainer):
+    """The W&B run of a Trainer's loggers, or None."""
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            return logger.experiment
+    return None
+
+
+def finish_loggers(loggers: list[Any]) -> None:
+    """Close W&B whatever happened, so one failed job does not poison the next in a sweep."""
+    if any(isinstance(logger, WandbLogger) for logger in loggers):
+        import wandb
+
+        close(wandb.run)

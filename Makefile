@@ -107,10 +107,15 @@ dashboard: install ## Save the W&B workspace of the paper's figures: make dashbo
 bench: install ## Speed benchmarks (see BENCHMARKS.md for recorded results)
 	$(VENV)/bin/pip install -q -e '.[dev,bench]'
 	$(PY) -m benchmarks.training_loop
-	$(PY) -m benchmarks.step_overhead
 	$(PY) -m benchmarks.attacks
 	$(PY) -m benchmarks.clever
+	$(PY) -m benchmarks.eval_batch
+	$(PY) -m benchmarks.kernels
+	$(PY) -m benchmarks.shared_cores
 	$(PY) -m benchmarks.protocol --measure-epochs 2 --measure-sources 100
+	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
+	  $(PY) -m benchmarks.on_device && $(PY) -m benchmarks.gpu_sharing --jobs 10; \
+	else echo "no GPU: benchmarks.on_device and benchmarks.gpu_sharing need one"; fi
 
 clean: ## Remove caches and the virtual environment (keeps multirun/ and data/)
 	rm -rf $(VENV) .pytest_cache .ruff_cache src/*.egg-info

@@ -12,11 +12,11 @@ SWEEP ?= $(shell for d in $$(ls -td multirun/*/ 2>/dev/null); do \
 REPORT = $(PY) -m advfit.report $(SWEEP)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format train data demo paper report figures tables sync dashboard bench clean
+.PHONY: help install test test-fast lint format train data demo paper resnet-cifar10 robust-overfitting robust-overfitting-cpu report figures tables sync dashboard bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/^fig%:/fig3..fig10:/' \
-	  | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	  | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
 
 install: $(STAMP) ## Create .venv, install advfit with its dev tools (and Fashion-MNIST, Chromium, SLURM on Debian)
 
@@ -69,7 +69,7 @@ demo: install ## The main job: a small real study on Fashion-MNIST (minutes on a
 
 # make paper runs JOBS runs at once (default: one per core, at most the 10 of a sweep), each
 # with cores / JOBS threads: on 2 cores two 1-thread jobs train 32x32 LeNet faster than one
-# 2-thread job and are level on 96x96 (BENCHMARKS.md, "The whole protocol"). JOBS=1 runs
+# 2-thread job (BENCHMARKS.md, "Training on a shared machine"). JOBS=1 runs
 # one at a time with every core.
 JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 10 ? n : 10 )))
 # Where the jobs run: parallel (this machine, JOBS at once) or slurm (conf/local/slurm.yaml).
@@ -82,6 +82,18 @@ paper: install ## The paper's protocol: CIFAR-10 and STL-10, both regimes, 5 fol
 	$(PY) train.py -m experiment=paper_cifar10 $(LAUNCH) $(ARGS)
 	$(PY) train.py -m experiment=paper_stl10 $(LAUNCH) $(ARGS)
 	$(PY) -m advfit.report multirun/paper_cifar10 multirun/paper_stl10 --out multirun/paper_report
+
+resnet-cifar10: install ## The paper's protocol with ResNet-18 on RGB CIFAR-10, eps 8/255 (a GPU job)
+	$(PY) train.py -m experiment=resnet_cifar10 $(LAUNCH) $(ARGS)
+	$(PY) -m advfit.report multirun/resnet_cifar10
+
+robust-overfitting: install ## Rice et al.'s robust overfitting: PGD-10 training of ResNet-18 on CIFAR-10, 200 epochs (a GPU job)
+	$(PY) train.py -m experiment=robust_overfitting $(LAUNCH) $(ARGS)
+	$(PY) -m advfit.report multirun/robust_overfitting
+
+robust-overfitting-cpu: install ## Adversarial training at the demo's size on Fashion-MNIST (minutes on a CPU)
+	$(PY) train.py -m experiment=robust_overfitting_cpu $(LAUNCH) $(ARGS)
+	$(PY) -m advfit.report multirun/robust_overfitting_cpu
 
 report: install ## Figures, tables, verdict, report.md and report.html of SWEEP=<dir> (default: latest)
 	$(REPORT)
@@ -105,7 +117,6 @@ dashboard: install ## Save the W&B workspace of the paper's figures: make dashbo
 	  $(if $(TASK),--task $(TASK)) $(if $(DRY_RUN),--dry-run --out $(DRY_RUN))
 
 bench: install ## Speed benchmarks (see BENCHMARKS.md for recorded results)
-	$(VENV)/bin/pip install -q -e '.[dev,bench]'
 	$(PY) -m benchmarks.training_loop
 	$(PY) -m benchmarks.attacks
 	$(PY) -m benchmarks.clever

@@ -96,11 +96,8 @@ def attack_layer(repeats: int) -> None:
 
 
 def cw_per_iteration(repeats: int) -> None:
-    try:
-        import torchattacks
-    except ImportError:
-        print("\n2. skipped: pip install torchattacks (make bench does)")
-        return
+    import torchattacks
+
     net = trained_like_net()
     for p in net.parameters():
         p.requires_grad_(False)

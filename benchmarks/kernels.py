@@ -80,7 +80,7 @@ def pooling(args) -> None:
 
 
 #: images per batch at each side: the data's eval_batch_size (conf/data/*.yaml)
-BATCH = {32: EVAL_BATCH_SIZE, 96: 100}
+BATCH = {32: EVAL_BATCH_SIZE, 96: 50}
 
 
 def with_plain_first_conv(net: LeNet) -> LeNet:

@@ -123,7 +123,7 @@ def standin(shape: Shape, n_train: int, n_test: int, data_dir: Path, cache: Path
 
 def data_settings(shape: str) -> list[str]:
     """The overrides that run a stand-in as the data set it stands in for: that data
-    config's own ``eval_batch_size`` (conf/data/stl10.yaml sets 100 for 96x96 images)."""
+    config's own ``eval_batch_size`` (conf/data/stl10.yaml sets 50 for 96x96 images)."""
     own = OmegaConf.load(ROOT / "conf" / "data" / f"{shape}.yaml").get("eval_batch_size")
     return [] if own is None else [f"data.eval_batch_size={own}"]
 

@@ -10,9 +10,9 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from advfit.callbacks import AdversarialReplay
-from advfit.config import run_dir_name, validate_train_config
+from advfit.config import run_dir_name, run_group, short_keys, validate_train_config
 from advfit.errors import ConfigError
-from advfit.tasks import build_trainer, instantiate_group
+from advfit.tasks import build_trainer, instantiate_group, regime_training
 from tests.conftest import CONF, compose_cfg
 
 
@@ -30,7 +30,7 @@ def test_every_data_config_instantiates(tmp_path, data):
 
 @pytest.mark.parametrize(
     ("overrides", "expected"),
-    [([], 250), (["data=stl10"], 100), (["data=stl10", "data.eval_batch_size=64"], 64)],
+    [([], 250), (["data=stl10"], 50), (["data=stl10", "data.eval_batch_size=64"], 64)],
 )
 def test_attacks_and_metrics_take_the_datas_eval_batch_size(tmp_path, overrides, expected):
     cfg = compose_cfg(overrides, tmp_path)
@@ -66,12 +66,12 @@ def test_every_experiment_composes(tmp_path, experiment):
 def test_model_trainer_callbacks_loggers_instantiate(tmp_path, regime, logger):
     cfg = compose_cfg([f"regime={regime}", f"logger={logger}", "debug=fast"], tmp_path)
     net = instantiate(cfg.model.net, input_shape=[1, 28, 28], num_classes=10)
-    model = instantiate(cfg.model, net=net)
+    model = instantiate(cfg.model, net=net, **regime_training(cfg))
     optimizer = model.configure_optimizers()
-    assert (
-        optimizer.param_groups[0]["lr"]
-        == {"normal": 1e-5, "overfit": 0.0024, "normal_demo": 1e-4, "overfit_demo": 0.006}[regime]
-    )
+    lrs = {"normal": 1e-5, "overfit": 0.0024, "normal_demo": 1e-4, "overfit_demo": 0.006}
+    lrs |= {"adversarial": 1e-3, "adversarial_demo": 3e-3}
+    assert optimizer.param_groups[0]["lr"] == lrs[regime]
+    assert (model.pgd is not None) == regime.startswith("adversarial")
     loggers = instantiate_group(cfg.logger)
     trainer = build_trainer(cfg, loggers)
     assert isinstance(trainer, pl.Trainer) and trainer.max_epochs == 2
@@ -109,8 +109,28 @@ def test_run_dir_name_keeps_only_result_changing_overrides():
         "cifar10-overfit-fold2-seed0",
         "data=cifar10|fold=2|logger=csv|regime.lr=0.001|hydra/launcher=joblib|trainer.max_epochs=5",
     )
-    assert name == "cifar10-overfit-fold2-seed0_regime.lr=0.001_trainer.max_epochs=5"
+    assert name == "cifar10-overfit-fold2-seed0_lr=0.001_max_epochs=5"
     assert run_dir_name("a", "") == "a"
+
+
+def test_groups_name_the_swept_value_first_in_short_keys():
+    # Two learning rates beside a few size overrides: the groups once ended alike up to a
+    # hash, the 128-character cap having cut off regime.lr.
+    fixed = (
+        "attack.fgsm.eps=0.1|attack.pgd.eps=0.1|data.test_subset=500|data.train_subset=3000|"
+        "metrics.clever.n_images=1|metrics.n_images=100|replay.n_images=100"
+    )
+    for lr in ("0.001", "0.0024"):
+        name = run_group(
+            "barw", "fashion_mnist", "overfit", 0, f"{fixed}|regime.lr={lr}", "regime.lr"
+        )
+        assert len(name) <= 128 and name.startswith(f"barw/fashion_mnist-overfit-seed0_lr={lr}_")
+        assert "_fgsm.eps=0.1_pgd.eps=0.1_test_subset=500_train_subset=3000_" in name
+    assert short_keys(["metrics.clever.n_images", "metrics.n_images", "replay.n_images"]) == {
+        "metrics.clever.n_images": "clever.n_images",
+        "metrics.n_images": "metrics.n_images",
+        "replay.n_images": "replay.n_images",
+    }
 
 
 def test_a_long_run_dir_name_is_capped_and_stays_distinct():
@@ -118,7 +138,7 @@ def test_a_long_run_dir_name_is_capped_and_stays_distinct():
     a = run_dir_name("custom-overfit-fold0-seed0", overrides.split("|")[0])
     b = run_dir_name("custom-overfit-fold0-seed0", overrides.split("|")[1])
     assert len(a) <= 200 and len(b) <= 200 and a != b
-    assert a.startswith("custom-overfit-fold0-seed0_data.path=")
+    assert a.startswith("custom-overfit-fold0-seed0_path=")
 
 
 def test_local_config_is_optional_and_ignored_by_git():
@@ -126,7 +146,7 @@ def test_local_config_is_optional_and_ignored_by_git():
     assert "conf/local/*" in (Path(CONF).parent / ".gitignore").read_text()
 
 
-@pytest.mark.parametrize(("data", "expected"), [("fashion_mnist", 250), ("stl10", 100)])
+@pytest.mark.parametrize(("data", "expected"), [("fashion_mnist", 250), ("stl10", 50)])
 def test_evaluate_replays_new_attacks_at_the_runs_eval_batch_size(tmp_path, data, expected):
     from advfit.config import replay_attacks
 

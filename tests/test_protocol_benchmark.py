@@ -145,7 +145,7 @@ def test_device_benchmark_runs_every_section_at_toy_size(capsys):
 
 def test_standins_run_with_their_data_sets_eval_batch_size():
     # STL-10's 96x96 images classify and differentiate faster in batches of 100 (its config).
-    assert protocol.data_settings("stl10") == ["data.eval_batch_size=100"]
+    assert protocol.data_settings("stl10") == ["data.eval_batch_size=50"]
     assert protocol.data_settings("cifar10") == []
 
 

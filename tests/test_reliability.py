@@ -121,7 +121,7 @@ def finished(tmp_path_factory, fmnist_dir):
     out = tmp_path_factory.mktemp("finished")
     cfg = compose_cfg(TINY, out, data_dir=fmnist_dir)
     train(cfg)
-    named = out / "fashion_mnist-overfit-fold0-seed0_attack=[fgsm]_regime.lr=0.0024"
+    named = out / "fashion_mnist-overfit-fold0-seed0_attack=[fgsm]_lr=0.0024"
     shutil.move(cfg.paths.output_dir, named)
     return named
 

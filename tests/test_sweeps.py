@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import yaml
 
 from advfit.errors import ConfigError
 from advfit.sweep import config_differences, expand_range, progress, write_manifest
@@ -297,12 +298,14 @@ def test_two_job_sweeps_through_the_launchers(tmp_path, fmnist_dir, launcher):
     )
     # Progress bars left on: jobs that run side by side drop theirs by themselves.
     tiny = [a for a in TINY if not a.startswith("trainer.enable_progress_bar")]
+    if launcher == "joblib":  # offline W&B, whose groups name the swept key first
+        tiny = [a for a in tiny if a != "logger=none"] + ["logger=wandb"]
     result = run_cli(
         "train.py",
         "-m",
         f"hydra/launcher={launcher}",
         *extra,
-        "fold=0-1",
+        "fold=0-1" if launcher != "joblib" else "regime.lr=0.0024,0.003",
         "regime=overfit",
         f"paths.root_dir={tmp_path}",
         f"paths.data_dir={fmnist_dir}",
@@ -319,6 +322,14 @@ def test_two_job_sweeps_through_the_launchers(tmp_path, fmnist_dir, launcher):
         lines = re.findall(r"sweep: (\d) of 2 runs complete(.*)", out)
         assert lines and all(tail == "" for k, tail in lines if k == "1"), lines
         assert re.fullmatch(r" \(\d+m\d\ds this launch\)", lines[-1][1]), lines
+        # Many fixed overrides and a swept one: the W&B group names the swept value first.
+        groups = [
+            yaml.safe_load((run / ".hydra" / "config.yaml").read_text())["logger"]["wandb"]["group"]
+            for run in (tmp_path / "multirun" / "debug").iterdir()
+            if (run / ".hydra" / "config.yaml").is_file()
+        ]
+        assert sorted(g.split("_")[1] for g in groups) == ["lr=0.0024", "lr=0.003"], groups
+        assert all(g.startswith("debug/fashion_mnist-overfit-seed0_lr=0.") for g in groups)
     runs = [tmp_path / "multirun" / "debug" / n for n in sweep_dirs(tmp_path)]
     assert len(runs) == 2
     for run in runs:

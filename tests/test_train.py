@@ -41,7 +41,7 @@ def test_train_end_to_end_learns_and_writes_the_contract(tmp_path, fmnist_dir):
         tmp_path
         / "multirun"
         / "e2e"
-        / "fashion_mnist-overfit-fold0-seed0_attack=[fgsm]_data.test_subset=1000"
+        / "fashion_mnist-overfit-fold0-seed0_attack=[fgsm]_test_subset=1000"
         "_data.train_subset=6000_metrics.clever.n_images=2_metrics.clever.pool_factor=2"
         "_replay.n_images=100_trainer.max_epochs=3"
     )

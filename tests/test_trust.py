@@ -321,3 +321,26 @@ def test_a_really_full_disk_stops_the_run_with_one_line(tmp_path, fmnist_dir):
         assert not list(full.rglob("DONE"))
     finally:
         subprocess.run(["umount", str(full)], check=True)
+
+
+def test_a_torchvision_file_replaced_after_training_is_refused(tmp_path, fmnist_dir):
+    data = tmp_path / "data"
+    shutil.copytree(fmnist_dir / "FashionMNIST", data / "FashionMNIST")
+    args = [*TINY_RUN, "task_name=tv", f"paths.root_dir={tmp_path}", f"paths.data_dir={data}"]
+    assert run_cli("train.py", *args, cwd=tmp_path).returncode == 0
+    (root,) = (tmp_path / "multirun" / "tv").iterdir()
+    recorded = json.loads((root / "summary.json").read_text())["data_sha256"]
+    assert sorted(recorded) == [
+        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
+        "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+    ]  # fmt: skip
+    labels = data / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    raw = bytearray(labels.read_bytes())
+    raw[8:12] = bytes((b + 1) % 10 for b in raw[8:12])  # four test labels changed
+    labels.write_bytes(bytes(raw))
+    before = digests(root)
+    result = run_cli("evaluate.py", f"run_dir={root}", "wandb=false", cwd=tmp_path)
+    said = result.stdout + result.stderr
+    assert result.returncode == 2, said[-3000:]
+    assert "t10k-labels-idx1-ubyte under " in said and "differ from the files" in said
+    assert digests(root) == before

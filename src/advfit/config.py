@@ -55,21 +55,41 @@ def is_result_neutral(key: str) -> bool:
     return any(key == k or key.startswith(k + ".") for k in RESULT_NEUTRAL)
 
 
-def run_dir_name(run_name: str, override_dirname: str = "") -> str:
-    """``run_name`` plus every override that changes results, e.g. ``..._regime.lr=0.001``.
+def run_dir_name(run_name: str, override_dirname: str = "", first: str = "") -> str:
+    """``run_name`` plus every override that changes results, e.g. ``..._lr=0.001``.
 
     ``override_dirname`` is Hydra's ``key=value`` list joined by ``|`` (see conf/hydra);
     overrides of the run's identity (already in ``run_name``) or of result-neutral keys are
     left out.
     """
-    extra = []
+    pairs = []
     for item in filter(None, str(override_dirname or "").split("|")):
         key, _, value = item.partition("=")
         key = key.lstrip("+~")
         if key in _NAMED_ELSEWHERE or is_result_neutral(key.replace("/", ".")):
             continue
-        extra.append(f"{key}={value}".replace("/", "-").replace(" ", ""))
+        pairs.append((key, value))
+    # The keys a sweep varies first (``first``: space-separated), the others in Hydra's order.
+    swept = str(first or "").split()
+    pairs.sort(key=lambda kv: swept.index(kv[0]) if kv[0] in swept else len(swept))
+    names = short_keys([key for key, _ in pairs])
+    extra = [f"{names[key]}={value}".replace("/", "-").replace(" ", "") for key, value in pairs]
     return capped("_".join([run_name, *extra]), 200)
+
+
+def short_keys(keys: list[str]) -> dict[str, str]:
+    """Each dotted key by its shortest ending that no other key shares (``regime.lr`` -> ``lr``;
+    ``attack.fgsm.eps`` -> ``fgsm.eps`` beside ``attack.pgd.eps``), so that a name's values
+    stay visible within its length cap."""
+    parts = {key: re.split(r"[./]", key) for key in keys}
+    out = {}
+    for key, split in parts.items():
+        for n in range(1, len(split) + 1):
+            ending = split[-n:]
+            if not any(o != key and other[-n:] == ending for o, other in parts.items()):
+                break
+        out[key] = ".".join(ending)
+    return out
 
 
 def capped(name: str, limit: int) -> str:
@@ -81,13 +101,16 @@ def capped(name: str, limit: int) -> str:
     return f"{name[: limit - 11]}-{digest}"
 
 
-def run_group(task: str, dataset: str, regime: str, seed: int, override_dirname: str = "") -> str:
+def run_group(
+    task: str, dataset: str, regime: str, seed: int, override_dirname: str = "", swept: str = ""
+) -> str:
     """The W&B group of a run: its run directory's identity without the fold, so the folds of
-    one configuration share a group and two configurations never do. W&B caps groups at 128
-    characters; longer ones end in a hash of the whole."""
-    return capped(
-        f"{task}/" + run_dir_name(f"{dataset}-{regime}-seed{seed}", override_dirname), 128
-    )
+    one configuration share a group and two configurations never do. The keys its sweep
+    varies (``swept``, space-separated: ``ADVFIT_SWEPT``, which the sweeper sets) come first,
+    so the 128-character cap of W&B's groups (longer ones end in a hash of the whole) never
+    hides them."""
+    name = run_dir_name(f"{dataset}-{regime}-seed{seed}", override_dirname, first=swept)
+    return capped(f"{task}/{name}", 128)
 
 
 def signal_delay(timeout_min: int) -> int:
@@ -265,7 +288,7 @@ def check_replay_parts(cfg: DictConfig) -> None:
 def replay_attacks(given: DictConfig | None, run_cfg: DictConfig) -> DictConfig:
     """The attacks ``evaluate.py`` replays: ``given`` (its ``attack=[...]``) resolved against
     the run's own data config, so that their batch sizes follow the run's data
-    (``${data.eval_batch_size}``: STL-10's 100), else the run's own attacks."""
+    (``${data.eval_batch_size}``: STL-10's 50), else the run's own attacks."""
     if not given:
         return run_cfg.get("attack") or OmegaConf.create({})
     return OmegaConf.merge({"data": run_cfg.get("data") or {}}, {"attack": given}).attack

@@ -121,7 +121,7 @@ def workspace(
         [f"Metric('JobType') != '{job}'" for job in OTHER_JOB_TYPES]
         + ([f"Tags() in ['{task}']"] if task else [])
     )
-    headline = ["summary:best_epoch"] + [
+    headline = ["summary:best_epoch", "summary:learned"] + [
         f"summary:{attack}/{key}" for attack in attacks for key in ATTACK_SUMMARY_KEYS
     ]
     return ws.Workspace(

@@ -24,6 +24,16 @@ from advfit.errors import RunError
 from advfit.locks import LockHeld, file_lock
 
 TRAIN_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
+#: The adversarial regime's extra training columns: validation loss and accuracy on PGD
+#: examples crafted on that epoch's network (its train_loss and train_acc are on them too).
+ROBUST_TRAIN_COLUMNS = ["val_robust_loss", "val_robust_acc"]
+
+
+def training_columns(columns) -> list[str]:
+    """The training columns among ``columns`` (the adversarial regime's included), in order."""
+    return [c for c in TRAIN_COLUMNS + ROBUST_TRAIN_COLUMNS if c in columns]
+
+
 DISTANCE_COLUMNS = [
     "attack",
     "n",
@@ -279,8 +289,10 @@ class RunDir:
         return summary
 
     def best_epoch(self) -> int:
-        """The 1-based epoch with the best validation accuracy (the first one on ties)."""
+        """The 1-based epoch with the best validation accuracy (the first one on ties): the
+        robust one in the adversarial regime, its criterion for early stopping."""
         epochs = self.read_epochs()
         if epochs.empty:
             raise FileNotFoundError(f"{self.epochs_csv} holds no epochs")
-        return int(epochs.loc[epochs["val_acc"].idxmax(), "epoch"])
+        column = "val_robust_acc" if "val_robust_acc" in epochs else "val_acc"
+        return int(epochs.loc[epochs[column].idxmax(), "epoch"])

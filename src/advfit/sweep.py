@@ -108,6 +108,10 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: node}
 
 
+#: The environment variable that tells a sweep's jobs which keys it varies (space-separated):
+#: their W&B group names them first (``advfit.config.run_group``).
+SWEPT_ENV = "ADVFIT_SWEPT"
+
 #: Keys added after run directories were first written, each with the value that matches what
 #: those runs did: a saved config that has the key's section but not the key reads as holding
 #: it, so that older runs still resume, and pool in a report with new runs at the default.

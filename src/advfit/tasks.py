@@ -25,7 +25,7 @@ from advfit.rundir import RunDir, sha256_file
 from advfit.sweep import check_run_dir_matches, progress, threads_per_job, usable_cores
 from advfit.tracking.replay import log_replay, open_evaluate_run
 from advfit.tracking.runs import close
-from advfit.tracking.training import finish_loggers, start_loggers
+from advfit.tracking.training import finish_loggers, start_loggers, summarize
 from advfit.trust import check_targets
 
 log = logging.getLogger(__name__)
@@ -164,8 +164,21 @@ def build(cfg: DictConfig):
     net = instantiate(
         cfg.model.net, input_shape=list(datamodule.input_shape), num_classes=datamodule.num_classes
     )
-    model = instantiate(cfg.model, net=net)
+    model = instantiate(cfg.model, net=net, **regime_training(cfg))
     return datamodule, model
+
+
+def regime_training(cfg: DictConfig) -> dict:
+    """What a regime adds to the LightningModule: PGD adversarial training (with the run's
+    seed) and a learning-rate schedule, where it sets them."""
+    regime = cfg.get("regime") or {}
+    out = {}
+    if regime.get("adversarial") is not None:
+        settings = OmegaConf.to_container(regime.adversarial, resolve=True)
+        out["adversarial"] = {**settings, "seed": cfg.seed}
+    if regime.get("scheduler") is not None:
+        out["scheduler"] = regime.scheduler
+    return out
 
 
 def build_trainer(cfg: DictConfig, loggers: list[Any]) -> pl.Trainer:
@@ -239,10 +252,11 @@ def fit(cfg: DictConfig, run: RunDir, resolved: dict[str, Any]) -> dict[str, Any
             "setup": fit_started - started,
             "fit_and_replay": time.perf_counter() - fit_started,
         }
-        data = data_digest(cfg)
+        data = data_digest(cfg, datamodule)
         learned = learning_summary(run.read_epochs(), datamodule.num_classes, len(datamodule.y_val))
         if not learned["learned"]:
             log.warning("%s did not learn: %s", run.root.name, learned["reason"])
+        summarize(loggers, learned=learned["learned"])
         summary = run.update_summary(
             **run_identity(cfg),
             learned=learned,
@@ -273,20 +287,37 @@ def command_line_overrides() -> list[str]:
         return []
 
 
-def data_digest(cfg: DictConfig) -> str | None:
-    """The sha256 of a ``data=custom`` run's ``.npz`` (None for torchvision's data sets)."""
+def data_digest(cfg: DictConfig, datamodule=None) -> str | dict[str, str] | None:
+    """What the run's data were read from: the sha256 of a ``data=custom`` run's ``.npz``, or
+    each torchvision file's sha256 by its name (None when neither is known)."""
     path = OmegaConf.select(cfg, "data.path")
-    return sha256_file(Path(str(path))) if path and Path(str(path)).is_file() else None
+    if path and Path(str(path)).is_file():
+        return sha256_file(Path(str(path)))
+    files = getattr(datamodule, "source_files", ())
+    return {f.name: sha256_file(f) for f in files} or None
 
 
-def check_data(run: RunDir, run_cfg: DictConfig) -> None:
+def check_data(run: RunDir, run_cfg: DictConfig, datamodule) -> None:
     """Refuse to replay a run on data other than it was trained on (a custom ``.npz``
-    rewritten at the same path)."""
+    rewritten at the same path, a torchvision file replaced)."""
     recorded = run.read_summary().get("data_sha256")
-    if recorded and data_digest(run_cfg) != recorded:
+    if not recorded:
+        return
+    now = data_digest(run_cfg, datamodule)
+    if isinstance(recorded, str):
+        if now != recorded:
+            raise RunError(
+                f"data.path={OmegaConf.select(run_cfg, 'data.path')} is not the file "
+                f"{run.root.name} was trained on (sha256 {recorded[:12]}... then): replaying on "
+                "it would mix data"
+            )
+        return
+    changed = sorted(k for k in recorded if (now or {}).get(k) != recorded[k])
+    if changed:
+        where = datamodule.source_files[0].parent if datamodule.source_files else "the data"
         raise RunError(
-            f"data.path={OmegaConf.select(run_cfg, 'data.path')} is not the file {run.root.name} "
-            f"was trained on (sha256 {recorded[:12]}... then): replaying on it would mix data"
+            f"{', '.join(changed)} under {where} differ from the files {run.root.name} was "
+            "trained on (summary.json's data_sha256): replaying on them would mix data"
         )
 
 
@@ -332,7 +363,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         was_done = run.is_done()
         if was_done:
             run.check_digests()
-        check_data(run, run_cfg)
+        check_data(run, run_cfg, datamodule)
         replay.check_snapshots(snapshots)
         # DONE goes while the run's files change, and comes back if the replay fails: a
         # failed evaluate.py leaves the run as complete as it was.

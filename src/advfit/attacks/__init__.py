@@ -1,4 +1,5 @@
-"""Attacks: advertorch's untargeted attacks behind one ``(model, x, y) -> x_adv`` contract."""
+"""Attacks: advertorch's untargeted attacks, and torchattacks' APGD and AutoAttack
+(:mod:`advfit.attacks.autoattack`), behind one ``(model, x, y) -> x_adv`` contract."""
 
 from advfit.attacks.base import Attack, frozen
 

@@ -119,6 +119,8 @@ class Attack:
                 f"attack.{name}.images_per_pass={images_per_pass} is invalid: null (the whole "
                 "batch) or an integer >= 1"
             )
+        if callable(check := getattr(self.cls, "check", None)):
+            check(name, params)  # the class's own ranges, before training
         self.batch_size = int(batch_size)
         self.images_per_pass = None if images_per_pass is None else int(images_per_pass)
         self.params = dict(params)

@@ -7,7 +7,13 @@ import logging
 import pandas as pd
 import pytorch_lightning as pl
 
-from advfit.rundir import TRAIN_COLUMNS, RunDir, atomic_torch_save
+from advfit.rundir import (
+    ROBUST_TRAIN_COLUMNS,
+    TRAIN_COLUMNS,
+    RunDir,
+    atomic_torch_save,
+    training_columns,
+)
 
 log = logging.getLogger(__name__)
 
@@ -15,7 +21,7 @@ log = logging.getLogger(__name__)
 def log_rows(trainer: pl.Trainer, rows: pd.DataFrame) -> None:
     """Hand the training columns of epochs.csv rows to the loggers that take them (W&B:
     :mod:`advfit.tracking.training`); the replay logs its own columns."""
-    rows = rows[[c for c in TRAIN_COLUMNS if c in rows.columns]]
+    rows = rows[training_columns(rows.columns)]
     if len(rows):
         for logger in trainer.loggers:
             if hasattr(logger, "log_epoch_rows"):
@@ -79,6 +85,9 @@ class EpochSnapshots(pl.callbacks.Checkpoint):
         for column in TRAIN_COLUMNS[1:]:
             key = column.replace("_", "/", 1)
             row[column] = float(metrics[key]) if key in metrics else float("nan")
+        for column in ROBUST_TRAIN_COLUMNS:  # the adversarial regime's
+            if (key := column.replace("_", "/", 1)) in metrics:
+                row[column] = float(metrics[key])
         epochs = self.run.read_epochs()
         epochs = epochs[epochs["epoch"] != epoch]
         frame = pd.DataFrame([row]) if epochs.empty else pd.concat([epochs, pd.DataFrame([row])])

@@ -85,6 +85,8 @@ class InMemoryDataModule(pl.LightningDataModule):
         self.download = bool(download)
         self.train_subset, self.test_subset = train_subset, test_subset
         self.eval_batch_size = int(eval_batch_size)
+        #: The files the data were read from (torchvision's), digested in summary.json.
+        self.source_files: tuple[Path, ...] = ()
         self._loaded = False
         self._device: torch.device | None = None
 
@@ -147,6 +149,7 @@ class InMemoryDataModule(pl.LightningDataModule):
                 ) from err
             splits.append(dataset)
         self.class_names = tuple(str(c) for c in getattr(splits[0], "classes", None) or ())
+        self.source_files = source_files(splits[0])
         return (*self._arrays(splits[0]), *self._arrays(splits[1]))
 
     def _missing(self, extra_places, err: BaseException) -> DataError:
@@ -286,6 +289,20 @@ class InMemoryDataModule(pl.LightningDataModule):
     def test_dataloader(self) -> TensorBatches:
         self._on_trainer_device()
         return TensorBatches(self.x_test, self.y_test, self.eval_batch_size)
+
+
+def source_files(dataset) -> tuple[Path, ...]:
+    """The files a torchvision data set's labelled splits are read from: CIFAR-10's and
+    STL-10's batches (not STL-10's unlabelled images), the MNIST formats' unpacked IDX files."""
+    if hasattr(dataset, "train_list"):  # CIFAR-10, STL-10
+        folder = Path(dataset.root) / dataset.base_folder
+        names = [name for name, _ in dataset.train_list + dataset.test_list]
+    elif hasattr(dataset, "resources"):  # MNIST, Fashion-MNIST
+        folder = Path(dataset.raw_folder)
+        names = [Path(url).name.removesuffix(".gz") for url, _ in dataset.resources]
+    else:
+        return ()
+    return tuple(folder / n for n in names if "unlabeled" not in n and (folder / n).is_file())
 
 
 class CIFAR10DataModule(InMemoryDataModule):

@@ -5,6 +5,7 @@ from advfit.metrics.distances import perturbation_norms, summarize_norms
 from advfit.metrics.robustness import (
     EmpiricalRobustness,
     LossSensitivity,
+    RobustAccuracy,
     empirical_robustness,
     loss_sensitivity,
 )
@@ -15,6 +16,7 @@ __all__ = [
     "CleverMetric",
     "EmpiricalRobustness",
     "LossSensitivity",
+    "RobustAccuracy",
     "Score",
     "SnapshotMetrics",
     "SnapshotScores",

@@ -184,9 +184,7 @@ class Clever:
             points = torch.empty_like(points, memory_format=torch.channels_last).copy_(points)
         else:
             # NCHW on the CPU: LeNet's first convolution differentiates its input with the
-            # column kernel there (advfit.models.conv), faster than oneDNN on channels-last
-            # points, which it used before (BENCHMARKS.md, "The first convolution's input
-            # gradient").
+            # column kernel there (advfit.models.conv; BENCHMARKS.md, "advfit's CPU kernels").
             points = points.contiguous()
         points = points.detach().requires_grad_(True)
         dims = tuple(range(1, points.dim()))
@@ -210,8 +208,7 @@ class Clever:
         """CLEVER of each image in ``x`` (pixels in [0, 1]), with its per-class scores."""
         generator = torch.Generator().manual_seed(self.seed)
         # The points are drawn where the network runs: drawn on the CPU and copied to a GPU
-        # they took about as long as the rest of CLEVER there (BENCHMARKS.md, "On a GPU, with
-        # the replay there").
+        # they took about as long as the rest of CLEVER there (BENCHMARKS.md, "On a GPU").
         # On the CPU one generator draws points and samples alike.
         at_device = (
             generator

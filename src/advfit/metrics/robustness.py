@@ -183,3 +183,52 @@ class EmpiricalRobustness:
 
     def __call__(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return empirical_robustness(net, x, batch_size=self.batch_size, **self.settings)
+
+
+class RobustAccuracy:
+    """The ``robust_accuracy`` metric entry: the share of images that APGD-CE (Croce & Hein
+    2020, torchattacks' implementation), crafted on this snapshot itself within radius
+    ``eps``, leaves classified right; seeded, so the same snapshot gives the same value.
+
+    White-box robustness of each snapshot, where the replay's ASR measures how the best
+    epoch's adversarials transfer. An image the snapshot misclassifies clean counts as not
+    robust, so the value is at most the clean accuracy.
+    """
+
+    def __init__(
+        self,
+        eps: float = 0.1,
+        norm: str = "Linf",
+        nb_iter: int = 10,
+        n_restarts: int = 1,
+        seed: int = 0,
+        batch_size: int = 500,
+    ) -> None:
+        from advfit.attacks.autoattack import APGD
+        from advfit.attacks.base import checked_parameters
+
+        settings = {"eps": eps, "norm": norm, "nb_iter": nb_iter, "n_restarts": n_restarts}
+        try:
+            settings.update(checked_parameters("robust_accuracy", settings))
+            APGD.check("robust_accuracy", {**settings, "seed": seed})
+        except ConfigError as err:
+            raise ConfigError(str(err).replace("attack.", "metrics.", 1)) from None
+        if int(batch_size) < 1:
+            raise ConfigError(
+                f"metrics.robust_accuracy.batch_size={batch_size} is invalid: it must be >= 1"
+            )
+        self.settings = {**settings, "seed": int(seed)}
+        self.batch_size = int(batch_size)
+
+    def __call__(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+        from advfit.attacks.autoattack import APGD
+
+        correct = 0
+        with frozen(net):
+            attack = APGD(net, **self.settings)
+            for start in range(0, len(x), self.batch_size):
+                xb, yb = x[start : start + self.batch_size], y[start : start + self.batch_size]
+                adversarial = attack.perturb(xb, yb)
+                with torch.no_grad():
+                    correct += int((net(adversarial).argmax(1) == yb).sum())
+        return correct / len(x)

@@ -5,8 +5,8 @@ the first convolution (one or three input channels, 5x5 kernels) PyTorch's CPU k
 that gradient (oneDNN's backward-data) is slow: several times the layer's forward pass.
 PyTorch's own column kernel (``_slow_conv2d_backward``: one matrix product per image, then
 col2im) gives the same gradient up to float rounding (relative 1e-7) in a fraction of the
-time, and each image's gradient is the same bit for bit in any batch (BENCHMARKS.md, "The
-first convolution's input gradient", for the timings).
+time, and each image's gradient is the same bit for bit in any batch (BENCHMARKS.md,
+"advfit's CPU kernels").
 
 Only where that gradient is all that is asked for (CPU, input requiring a gradient, frozen
 weights): training and every forward pass run PyTorch's kernels unchanged, and the layer's

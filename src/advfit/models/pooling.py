@@ -5,7 +5,7 @@ windows: on LeNet's first pool it takes many times as long as a ReLU over the sa
 and LeNet's two pools are a large share of its forward pass on 32x32 inputs. For LeNet's
 windows (2x2, stride 2) the maximum of the four strided quarter views (``x[..., 0::2,
 0::2]`` and so on) is the same number, computed several times faster, and LeNet classifies
-faster with it (BENCHMARKS.md, "Max pooling without a gradient", for the timings). The
+faster with it (BENCHMARKS.md, "advfit's CPU kernels"). The
 maximum is exact: every output equals the kernel's, NaN included (where a window's maximum
 is a zero, its sign may differ: -0.0 and 0.0 are the same number, so nothing computed from
 them differs).

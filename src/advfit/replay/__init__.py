@@ -23,9 +23,9 @@ from advfit.attacks import Attack
 from advfit.config import check_attacks_given, check_replay_images
 from advfit.data.batches import EVAL_BATCH_SIZE, to_unit_range
 from advfit.metrics import SnapshotMetrics
-from advfit.replay.crafting import AdversarialSet, Crafting, Examples
 from advfit.replay.classify import ReplayError, classify, load_weights, predict
-from advfit.rundir import TRAIN_COLUMNS, RunDir
+from advfit.replay.crafting import AdversarialSet, Crafting, Examples
+from advfit.rundir import RunDir, training_columns
 
 __all__ = [
     "AdversarialSet",
@@ -212,7 +212,7 @@ class Replay:
         replayed, per_image, metric_seconds = self.snapshot_pass(snapshots, sets)
         seconds["replay"] = time.perf_counter() - started
 
-        training = epochs[[c for c in TRAIN_COLUMNS if c in epochs.columns]]
+        training = epochs[training_columns(epochs.columns)]
         merged = training.merge(replayed, on="epoch", how="left")
         self.run.write_epochs(merged)
         self.run.write_distances(distances)

@@ -35,9 +35,18 @@ def signed(value: float) -> str:
     return "" if pd.isna(value) else f"{value:+.3f}"
 
 
+#: What the per-fold table reads from each regime's folds: the label and the column.
+READS = {
+    "overfit": ("ASR change after best", "asr_change"),
+    "adversarial": ("robust val acc drop after its peak", "robust_drop"),
+}
+NORMAL_READS = ("rho(test acc, ASR)", "rho")
+
+
 def verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
-    """The verdict as shown: each mean with its 95% interval, the folds that agree."""
-    return pd.DataFrame(
+    """The verdict as shown: each mean with its 95% interval, the folds that agree (and the
+    fall of robust validation accuracy where the adversarial regime is reported)."""
+    shown = pd.DataFrame(
         {
             "dataset": verdicts["dataset"],
             "regime": verdicts["regime"],
@@ -60,6 +69,15 @@ def verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
             "verdict": verdicts["holds"],
         }
     )
+    if "robust_drop_after_peak" in verdicts:
+        robust = zip(
+            verdicts.robust_drop_after_peak,
+            verdicts.robust_drop_low,
+            verdicts.robust_drop_high,
+            strict=True,
+        )
+        shown.insert(6, "robust val acc drop [95% CI]", [interval(*r) for r in robust])
+    return shown
 
 
 def folds_table(folds: pd.DataFrame) -> pd.DataFrame:
@@ -77,12 +95,12 @@ def folds_table(folds: pd.DataFrame) -> pd.DataFrame:
             "best epoch": first["best_epoch"],
             "val acc drop": signed(first["val_drop"]),
             "val loss rise": signed(first["val_loss_rise"]),
-            "reads": "ASR change after best" if regime == "overfit" else "rho(test acc, ASR)",
+            "reads": READS.get(regime, NORMAL_READS)[0],
         }
         if first.get("not_learned"):
             row["reads"] = f"left out: did not learn ({first['not_learned']})"
         for r in part.to_dict("records"):
-            value = r["asr_change"] if regime == "overfit" else r["rho"]
+            value = r[READS.get(regime, NORMAL_READS)[1]]
             mark = "" if pd.isna(r["agrees"]) else (" ✓" if r["agrees"] else " ✗")
             row[r["attack"]] = signed(value) + mark
         rows.append(row)
@@ -181,6 +199,12 @@ def head_blocks(paths: list[Path], sweep, t: Thresholds) -> list:
             "they were crafted on) enters neither. Means over folds with 95% Student-t "
             "intervals over folds; the verdict is read from the interval (see docs/method.md's "
             "rule)."
+            + (
+                " In the adversarial regime: does robust validation accuracy fall by more than "
+                f"{t.min_robust_drop} from its peak to the last epoch (robust overfitting)?"
+                if any(key[1] == "adversarial" for key in sweep.groups())
+                else ""
+            )
         ),
     ]
 

@@ -28,6 +28,7 @@ class Figure:
         series: epochs.csv column -> legend label; None draws test accuracy and every ASR.
         ylabel: the y-axis label.
         regime: draw the groups of this regime only; None draws every group.
+        attacks: draw every attack's ASR after ``series``.
     """
 
     name: str
@@ -35,6 +36,7 @@ class Figure:
     series: dict[str, str] | None
     ylabel: str
     regime: str | None = None
+    attacks: bool = False
 
     @property
     def caption(self) -> str:
@@ -46,8 +48,10 @@ class Figure:
         their legend labels; the report's figures and the W&B dashboard both read it."""
         series = self.series
         if series is None:  # test accuracy and every attack's ASR
+            series = {"test_acc": "test accuracy"}
+        if self.series is None or self.attacks:
             series = {
-                "test_acc": "test accuracy",
+                **series,
                 **{c: f"ASR {c[4:].upper()}" for c in columns if c.startswith("asr_")},
             }
         return {c: label for c, label in series.items() if c in columns}
@@ -114,6 +118,26 @@ FIGURES: dict[str, Figure] = {
             SENSITIVITY,
             "value",
             "overfit",
+        ),
+        Figure(
+            "adversarial_training",
+            "Adversarial training: training accuracy (on PGD examples), and validation accuracy "
+            "clean and on PGD examples (robust).",
+            {
+                "train_acc": "train accuracy (PGD examples)",
+                "val_acc": "validation accuracy",
+                "val_robust_acc": "robust validation accuracy",
+            },
+            "accuracy",
+            "adversarial",
+        ),
+        Figure(
+            "robustness",
+            "Each snapshot's white-box robust accuracy (APGD-CE crafted on that snapshot) "
+            "beside the replay's ASR (the best epoch's adversarials).",
+            {"test_acc": "test accuracy", "robust_accuracy": "robust accuracy (APGD-CE)"},
+            "accuracy / ASR",
+            attacks=True,
         ),
     ]
 }

@@ -21,15 +21,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from advfit.learning import LearningRule
 from advfit.report.collect import Run
+from advfit.report.intervals import FAILS, HOLDS, UNDETERMINED, Interval, folds_to_decide
 from advfit.trend import RHO_FIRST_EPOCH, change_after, rho_from
-
-HOLDS, FAILS, UNDETERMINED = "holds", "does not hold", "undetermined"
 
 
 @dataclass
@@ -44,6 +41,8 @@ class Thresholds:
         than this from the best epoch to the last ...
     min_val_loss_rise: ... or when validation loss ends more than this fraction above its
         minimum (else the runs did not overfit and the claim is not tested).
+    min_robust_drop: adversarial regime: robust overfitting holds when robust validation
+        accuracy falls by more than this from its peak to the last epoch.
     learned_margin, learned_loss_tolerance: the rule that leaves out runs that did not learn
         (advfit.learning): validation accuracy never more than the margin above the chance
         band, or training loss within the tolerance of ln K at every epoch.
@@ -54,6 +53,7 @@ class Thresholds:
     max_asr_rise: float = 0.02
     min_val_drop: float = 0.01
     min_val_loss_rise: float = 0.1
+    min_robust_drop: float = 0.01
     learned_margin: float = LearningRule.margin
     learned_loss_tolerance: float = LearningRule.loss_tolerance
 
@@ -62,69 +62,17 @@ class Thresholds:
         return LearningRule(self.learned_margin, self.learned_loss_tolerance)
 
 
-@dataclass(frozen=True)
-class Interval:
-    """Mean over folds with its 95% Student-t confidence interval."""
-
-    mean: float
-    low: float
-    high: float
-    n: int
-
-    @classmethod
-    def over(
-        cls,
-        values: list[float],
-        confidence: float = 0.95,
-        bounds: tuple[float, float] | None = None,
-    ) -> Interval:
-        """The t interval of the non-NaN ``values``; ``bounds`` clip it to a quantity's range
-        (rho lies in [-1, 1])."""
-        x = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
-        if len(x) == 0:
-            return cls(math.nan, math.nan, math.nan, 0)
-        mean = float(x.mean())
-        if len(x) < 2:
-            return cls(mean, math.nan, math.nan, len(x))
-        half = stats.t.ppf(0.5 + confidence / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
-        low, high = mean - half, mean + half
-        if bounds is not None:
-            low, high = max(low, bounds[0]), min(high, bounds[1])
-        return cls(mean, low, high, len(x))
-
-    def side(self, threshold: float, above_holds: bool) -> str:
-        """HOLDS when the interval lies on the claim's side of ``threshold`` (above it, or
-        at or below it), FAILS on the other, UNDETERMINED when it spans it or is undefined."""
-        if math.isnan(self.low):
-            return UNDETERMINED
-        if above_holds:
-            return (
-                HOLDS if self.low > threshold else FAILS if self.high < threshold else UNDETERMINED
-            )
-        return HOLDS if self.high <= threshold else FAILS if self.low > threshold else UNDETERMINED
-
-    def __str__(self) -> str:
-        if math.isnan(self.low):
-            return f"{self.mean:+.3f} (n={self.n}, no interval)"
-        return f"{self.mean:+.3f} [{self.low:+.3f}, {self.high:+.3f}]"
+#: The adversarial regime's one claim (robust overfitting), in the verdict's attack column.
+ROBUST_CLAIM = "robust_overfitting"
 
 
-def folds_to_decide(values: list[float], threshold: float, most: int = 1000) -> str:
-    """How many folds would decide a row whose interval spans ``threshold``, if its mean and
-    spread held: the fewest n with t(0.975, n - 1) * s / sqrt(n) below |mean - threshold|
-    (a planning figure, not a promise: more folds move the mean too)."""
-    x = np.asarray([v for v in values if not math.isnan(v)], dtype=float)
-    if len(x) < 2:
-        return ""
-    gap, s = abs(float(x.mean()) - threshold), float(x.std(ddof=1))
-    if s == 0:
-        return ""
-    if gap == 0:
-        return "; its mean sits on the threshold, so no number of folds would decide it"
-    for n in range(len(x) + 1, most + 1):
-        if stats.t.ppf(0.975, n - 1) * s / math.sqrt(n) < gap:
-            return f"; at this mean and spread about {n} folds would decide it"
-    return f"; at this mean and spread more than {most} folds would decide it"
+def claims(regime: str, runs: list[Run]) -> dict[str, str]:
+    """What the verdict decides for a regime's group, by name: each attack (its ASR column),
+    or, in the adversarial regime, robust overfitting (robust validation accuracy)."""
+    if regime == "adversarial":
+        every = all("val_robust_acc" in run.epochs.columns for run in runs)
+        return {ROBUST_CLAIM: "val_robust_acc"} if every else {}
+    return {column[len("asr_") :]: column for column in attack_columns(runs)}
 
 
 def attack_columns(runs: list[Run]) -> list[str]:
@@ -138,7 +86,7 @@ def per_fold(run: Run, column: str, t: Thresholds) -> dict[str, float]:
     """One fold's rho and changes after the best epoch (NaN where too few epochs)."""
     epochs = run.epochs.set_index("epoch")
     best, last = int(run.summary["best_epoch"]), int(epochs.index.max())
-    return {
+    out = {
         "fold": run.fold,
         "rho": rho_from(run.epochs, column, t.first_epoch, crafted_at=best),
         "asr_change": change_after(run.epochs, column, best),
@@ -146,6 +94,15 @@ def per_fold(run: Run, column: str, t: Thresholds) -> dict[str, float]:
         "val_loss_rise": float(epochs.loc[last, "val_loss"] / epochs["val_loss"].min() - 1),
         "best_is_last": best == last,
     }
+    if column == "val_robust_acc":  # the adversarial regime: no ASR is read
+        robust = epochs[column]
+        out.update(
+            rho=math.nan,
+            asr_change=math.nan,
+            robust_peak=float(robust.max()),
+            robust_drop=float(robust.max() - robust.loc[last]),
+        )
+    return out
 
 
 def _agree(agrees: pd.Series) -> str:
@@ -164,7 +121,9 @@ def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[s
         "val_loss_rise": Interval.over(folds["val_loss_rise"].tolist()),
         "agree": _agree(folds["agrees"]),
     }
-    rule = decide_overfit if regime == "overfit" else decide_normal
+    if "robust_drop" in folds:
+        numbers["robust_drop"] = Interval.over(folds["robust_drop"].tolist())
+    rule = {"overfit": decide_overfit, "adversarial": decide_adversarial}.get(regime, decide_normal)
     holds, reasons = rule(folds, numbers, t)
     return holds, reasons, numbers
 
@@ -227,6 +186,29 @@ def decide_overfit(folds: pd.DataFrame, numbers: dict, t: Thresholds) -> tuple[s
     return verdict, [f"the runs overfit: {overfit}", f"{reason} ({numbers['agree']})"]
 
 
+def decide_adversarial(folds: pd.DataFrame, numbers: dict, t: Thresholds) -> tuple[str, list[str]]:
+    """Adversarial regime: robust overfitting holds when robust validation accuracy falls by
+    more than ``min_robust_drop`` from its peak (the best epoch) to the last epoch."""
+    drop = numbers["robust_drop"]
+    if folds["best_is_last"].all():
+        return UNDETERMINED, [
+            "robust validation accuracy peaks at the last epoch in every fold: no fall to test"
+        ]
+    if drop.n < 2:
+        return UNDETERMINED, [f"{drop.n} fold(s): an interval needs at least 2"]
+    verdict = drop.side(t.min_robust_drop, above_holds=True)
+    reason = {
+        HOLDS: f"robust validation accuracy peaks and then falls by {drop}, more than "
+        f"{t.min_robust_drop}: the network overfits robustly",
+        FAILS: f"robust validation accuracy falls by {drop} after its peak, less than "
+        f"{t.min_robust_drop}: no robust overfitting",
+        UNDETERMINED: f"the fall of robust validation accuracy after its peak, {drop}, spans "
+        f"the threshold {t.min_robust_drop}"
+        + folds_to_decide(folds["robust_drop"].tolist(), t.min_robust_drop),
+    }[verdict]
+    return verdict, [f"{reason} ({numbers['agree']} above it)"]
+
+
 def fold_numbers(regime: str, runs: list[Run], t: Thresholds) -> pd.DataFrame:
     """One row per attack and fold: what the verdict reads from that fold (its best epoch,
     rho, ASR change after the best, validation drop and loss rise) and whether the fold lies
@@ -235,17 +217,20 @@ def fold_numbers(regime: str, runs: list[Run], t: Thresholds) -> pd.DataFrame:
     did not learn (``not_learned``: why) keeps its numbers for the table but agrees with
     nothing (None): the verdict leaves it out."""
     rows = []
-    for column in attack_columns(runs):
+    for name, column in claims(regime, runs).items():
         for run in runs:
             numbers = per_fold(run, column, t)
             if regime == "overfit":
                 value, agrees = numbers["asr_change"], numbers["asr_change"] <= t.max_asr_rise
+            elif regime == "adversarial":
+                value = numbers["robust_drop"]
+                agrees = value > t.min_robust_drop
             else:
                 value, agrees = numbers["rho"], numbers["rho"] >= t.min_rho
             dead = run.not_learned or ""
             rows.append(
                 {
-                    "attack": column[len("asr_") :],
+                    "attack": name,
                     "best_epoch": int(run.summary["best_epoch"]),
                     **numbers,
                     "agrees": None if math.isnan(value) or dead else bool(agrees),
@@ -270,8 +255,8 @@ def verdict(
     rows = []
     if numbers is None:
         numbers = fold_numbers(regime, runs, t)
-    for column in attack_columns(runs):
-        every = numbers[numbers["attack"] == column[len("asr_") :]].reset_index(drop=True)
+    for name in claims(regime, runs):
+        every = numbers[numbers["attack"] == name].reset_index(drop=True)
         folds = every[every["not_learned"] == ""].reset_index(drop=True)
         dead = left_out(every)
         if dead and len(folds) < 2:  # too few folds because some did not learn
@@ -282,16 +267,18 @@ def verdict(
             ]
             n = {
                 key: Interval.over(folds[key].tolist() if len(folds) else [])
-                for key in ("rho", "asr_change", "val_drop", "val_loss_rise")
+                for key in ("rho", "asr_change", "val_drop", "val_loss_rise", "robust_drop")
+                if key in every
             }
             n["agree"] = _agree(folds["agrees"]) if len(folds) else "0 of 0 folds"
         else:
             holds, reasons, n = decide(regime, folds, t)
             if dead:
                 reasons.append(f"left out: {dead}")
+        robust = n.get("robust_drop")
         rows.append(
             {
-                "attack": column[len("asr_") :],
+                "attack": name,
                 "rho_mean": n["rho"].mean,
                 "rho_low": n["rho"].low,
                 "rho_high": n["rho"].high,
@@ -300,6 +287,15 @@ def verdict(
                 "asr_change_high": n["asr_change"].high,
                 "val_drop_best_to_last": n["val_drop"].mean,
                 "val_loss_rise": n["val_loss_rise"].mean,
+                **(
+                    {}
+                    if robust is None
+                    else {
+                        "robust_drop_after_peak": robust.mean,
+                        "robust_drop_low": robust.low,
+                        "robust_drop_high": robust.high,
+                    }
+                ),
                 "folds_learned": len(folds),
                 "folds_not_learned": len(every) - len(folds),
                 "folds_agreeing": n["agree"],

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
-from advfit.rundir import TRAIN_COLUMNS, RunDir
+from advfit.rundir import RunDir, training_columns
 from advfit.tracking.mode import resolve_wandb_mode
 from advfit.tracking.runs import EVALUATE_JOB, epoch_axis, log_epoch_rows, own_run
 from advfit.trend import RHO_FIRST_EPOCH, RHO_SUMMARY_KEY, rho_from
@@ -50,7 +50,8 @@ def log_replay(wandb_run, result: ReplayResult) -> None:
         return
     import wandb
 
-    replayed = [c for c in result.epochs.columns if c == "epoch" or c not in TRAIN_COLUMNS]
+    trained = training_columns(result.epochs.columns)
+    replayed = [c for c in result.epochs.columns if c == "epoch" or c not in trained]
     log_epoch_rows(wandb_run, result.epochs[replayed])
     best = int(result.summary["best_epoch"])
     wandb_run.log(

@@ -89,6 +89,14 @@ def wandb_run_of(trainer: pl.Trainer):
     return None
 
 
+def summarize(loggers: list[Any], **values: Any) -> None:
+    """Put ``values`` in the W&B run's summary (beside the replay's headline numbers), where
+    the run logs to W&B."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            logger.experiment.summary.update(values)
+
+
 def finish_loggers(loggers: list[Any]) -> None:
     """Close W&B whatever happened, so one failed job does not poison the next in a sweep."""
     if any(isinstance(logger, WandbLogger) for logger in loggers):

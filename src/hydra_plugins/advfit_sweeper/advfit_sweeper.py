@@ -26,6 +26,7 @@ from advfit.errors import refuse, user_error
 from advfit.locks import LockHeld, file_lock
 from advfit.sweep import (
     SWEEP_LOCK,
+    SWEPT_ENV,
     check_run_dir_matches,
     check_slurm_launcher,
     expand_ranges,
@@ -79,6 +80,11 @@ class AdvfitSweeper(BasicSweeper):
         parser = OverridesParser.create(config_loader=self.hydra_context.config_loader)
         overrides = parser.parse_overrides(params)
         self.overrides = self.split_arguments(overrides, self.max_batch_size)
+        # Each job is told which keys its sweep varies: its W&B group names them first.
+        swept = " ".join(o.key_or_group for o in overrides if o.is_sweep_override())
+        if swept:
+            tell = f"++hydra.job.env_set.{SWEPT_ENV}='{swept}'"
+            self.overrides = [[[*job, tell] for job in batch] for batch in self.overrides]
         jobs = [job for batch in self.overrides for job in batch]
         run_dirs, data_cfgs = self.validate_batch_is_legal(jobs)
         check_slurm_launcher(OmegaConf.to_container(self.config.hydra.launcher, resolve=True))

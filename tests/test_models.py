@@ -3,6 +3,10 @@ through the whole pipeline."""
 
 from __future__ import annotations
 
+import hashlib
+import pickle
+from pathlib import Path
+
 import pandas as pd
 import pytest
 import torch
@@ -10,7 +14,9 @@ import torch
 from advfit.errors import ConfigError
 from advfit.models import ResNet18, TorchvisionNet
 from advfit.report.__main__ import main as report
-from tests.conftest import run_cli
+from advfit.rundir import RunDir
+from advfit.tasks import evaluate, train
+from tests.conftest import compose_cfg, evaluate_cfg
 
 
 def test_resnet18_has_the_cifar_stem_and_its_published_size():
@@ -37,41 +43,67 @@ def test_a_model_that_cannot_take_the_data_is_refused_with_its_name_and_the_shap
     ).shape == (2, 10)
 
 
+def write_cifar10_from_fashion_mnist(root: Path, fmnist_dir: Path, monkeypatch) -> None:
+    """CIFAR-10's on-disk format (its python pickles) holding real images a network can learn:
+    Fashion-MNIST's, padded to 32x32 and repeated in 3 channels (5 x 240 training, 300 test).
+    torchvision checks each file's MD5; the test points it at the files written here."""
+    from torchvision.datasets import CIFAR10
+
+    from advfit.data import FashionMNISTDataModule
+
+    source = FashionMNISTDataModule(data_dir=str(fmnist_dir), download=False)
+    source.setup()
+    x = torch.nn.functional.pad(source.x_train[:1500], (2, 2, 2, 2)).repeat(1, 3, 1, 1)
+    y = source.y_train[:1500]
+    folder = root / CIFAR10.base_folder
+    folder.mkdir(parents=True)
+    parts = {f"data_batch_{i}": slice(240 * (i - 1), 240 * i) for i in range(1, 6)}
+    parts["test_batch"] = slice(1200, 1500)
+    for name, part in parts.items():
+        batch = {"data": x[part].reshape(-1, 3072).numpy(), "labels": y[part].tolist()}
+        (folder / name).write_bytes(pickle.dumps(batch))
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": list(source.class_names)}))
+
+    def md5(name: str) -> str:
+        return hashlib.md5((folder / name).read_bytes()).hexdigest()
+
+    monkeypatch.setattr(CIFAR10, "train_list", [[n, md5(n)] for n in list(parts)[:5]])
+    monkeypatch.setattr(CIFAR10, "test_list", [["test_batch", md5("test_batch")]])
+    monkeypatch.setattr(CIFAR10, "meta", {**CIFAR10.meta, "md5": md5("batches.meta")})
+
+
 @pytest.mark.slow
-def test_resnet18_trains_replays_and_reports_end_to_end(tmp_path, fmnist_dir):
-    args = [
-        "model=resnet18",
-        "model.net.width=8",
-        "regime=overfit",
-        "trainer.max_epochs=3",
-        "data.train_subset=3000",
-        "data.test_subset=300",
-        "attack=[fgsm,pgd]",
-        "replay.n_images=50",
-        "metrics.n_images=50",
-        "metrics.clever.n_images=2",
-        "metrics.clever.pool_factor=2",
-        "logger=none",
-        "task_name=resnet",
-        f"paths.root_dir={tmp_path}",
-        f"paths.data_dir={fmnist_dir}",
-    ]
-    result = run_cli("train.py", *args, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr[-3000:]
-    (run,) = (tmp_path / "multirun" / "resnet").iterdir()
-    epochs = pd.read_csv(run / "epochs.csv")
-    assert len(epochs) == 3 and epochs["test_acc"].max() > 0.5  # learned (chance: 0.1)
-    assert epochs[["asr_fgsm", "asr_pgd", "clever"]].notna().all().all()
-    assert sorted(pd.read_csv(run / "distances.csv")["attack"]) == ["fgsm", "pgd"]
-    # A snapshot holds the batch-norm statistics the replay classifies with.
-    assert "bn1.running_mean" in torch.load(run / "checkpoints" / "epoch_001.pt", weights_only=True)
-    # evaluate.py rebuilds it from the run's own config (a target advfit trusts) ...
-    replayed = run_cli(
-        "evaluate.py", f"run_dir={run}", "wandb=false", "progress=false", cwd=tmp_path
+def test_resnet_cifar10_tiny_runs_the_protocol_replays_and_reports(
+    tmp_path, fmnist_dir, monkeypatch
+):
+    """experiment=resnet_cifar10 at toy size (its documented CPU variant) on files in CIFAR-10's
+    real format: ResNet-18 (width 8) on RGB 32x32, FGSM and PGD at 8/255, CW, the metrics."""
+    write_cifar10_from_fashion_mnist(tmp_path / "data", fmnist_dir, monkeypatch)
+    cfg = compose_cfg(
+        ["experiment=resnet_cifar10_tiny", "regime=overfit", "fold=0", "logger=none"],
+        tmp_path,
+        data_dir=tmp_path / "data",
     )
-    assert replayed.returncode == 0, replayed.stderr[-3000:]
-    pd.testing.assert_frame_equal(pd.read_csv(run / "epochs.csv"), epochs)
-    # ... and the report reads it like any run.
-    assert report([str(tmp_path / "multirun" / "resnet"), "--wandb", "disabled"]) == 0
-    md = (tmp_path / "multirun" / "resnet" / "report" / "report.md").read_text()
+    assert cfg.model.net.width == 8 and cfg.attack.pgd.eps == pytest.approx(8 / 255)
+    train(cfg)
+    run = RunDir(cfg.paths.output_dir)
+    epochs = run.read_epochs()
+    assert len(epochs) == 3 and epochs["test_acc"].max() > 0.3  # learned (chance: 0.1)
+    replayed = ["asr_fgsm", "asr_pgd", "asr_cw", "clever", "robust_accuracy"]
+    assert epochs[replayed].notna().all().all()
+    distances = pd.read_csv(run.distances_csv).set_index("attack")
+    assert sorted(distances.index) == ["cw", "fgsm", "pgd"]
+    assert distances.loc["pgd", "linf_mean"] <= 8 / 255 + 1e-6
+    summary = run.read_summary()
+    assert sorted(summary["data_sha256"]) == [
+        *(f"data_batch_{i}" for i in range(1, 6)),
+        "test_batch",
+    ]
+    # The snapshots hold the batch-norm statistics the replay classifies with.
+    assert "bn1.running_mean" in torch.load(run.snapshot(1), weights_only=True)
+    # evaluate.py rebuilds the network from the run's own config and reproduces its numbers.
+    evaluate(evaluate_cfg(run.root))
+    pd.testing.assert_frame_equal(run.read_epochs(), epochs)
+    assert report([str(run.root.parent), "--wandb", "disabled"]) == 0
+    md = (run.root.parent / "report" / "report.md").read_text()
     assert "Finished runs: 1" in md and "advfit.models.ResNet18" in md

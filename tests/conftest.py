@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from advfit.config import register_resolvers
 from advfit.data import FashionMNISTDataModule
-from advfit.data.datamodule import DEBIAN_FASHION_MNIST as FMNIST_SYSTEM
+from advfit.data.torchvision_sets import DEBIAN_FASHION_MNIST as FMNIST_SYSTEM
 from advfit.sweep import threads_per_job
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,6 +55,7 @@ TINY_RUN = [
     "replay.n_images=20",
     "metrics.n_images=50",
     "metrics.clever=null",
+    "metrics.robust_accuracy=null",
 ]
 
 

@@ -4,6 +4,7 @@ white-box robust accuracy (APGD-CE crafted on the snapshot itself)."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -113,26 +114,24 @@ def test_training_pgd_is_seeded_by_batch_stays_in_its_ball_and_leaves_the_rng_al
 EPS = 0.1
 
 
-@pytest.fixture(scope="module")
-def tiny_sweep(tmp_path_factory, fmnist_dir):
+def tiny_sweep(root: Path, fmnist_dir: Path):
     """One sweep on real Fashion-MNIST: a normal and an adversarially trained LeNet, 3 epochs
     on 2,000 images, FGSM, PGD and AutoAttack at eps 0.1, robust accuracy at eps 0.1."""
-    root = tmp_path_factory.mktemp("adversarial")
     args = [
         "-m",
         "regime=normal,adversarial",
         "regime.lr=0.002",
         "trainer.max_epochs=3",
-        "data.train_subset=2000",
-        "data.test_subset=300",
+        "data.train_subset=1500",
+        "data.test_subset=200",
         "attack=[fgsm,pgd,autoattack]",
         f"attack.fgsm.eps={EPS}",
         f"attack.pgd.eps={EPS}",
         "attack.pgd.eps_iter=0.01",
         "attack.pgd.nb_iter=20",
         f"attack.autoattack.eps={EPS}",
-        "replay.n_images=100",
-        "metrics.n_images=100",
+        "replay.n_images=60",
+        "metrics.n_images=60",
         "metrics.clever=null",
         "metrics.empirical_robustness=null",
         "metrics.loss_sensitivity=null",
@@ -156,8 +155,17 @@ def best_row(run):
 
 
 @pytest.mark.slow
-def test_autoattack_succeeds_at_least_as_often_as_pgd_on_the_same_sources(tiny_sweep):
-    _, runs = tiny_sweep
+def test_a_tiny_sweep_of_both_regimes_checks_autoattack_robust_accuracy_and_the_verdict(
+    tmp_path, fmnist_dir
+):
+    """One sweep, trained once, read three ways (below)."""
+    sweep, runs = tiny_sweep(tmp_path, fmnist_dir)
+    autoattack_succeeds_at_least_as_often_as_pgd(runs)
+    robust_accuracy_lies_below_clean_and_one_step_fgsm_accuracy(runs)
+    adversarial_training_is_more_robust_and_the_report_judges_robust_overfitting(sweep, runs)
+
+
+def autoattack_succeeds_at_least_as_often_as_pgd(runs):
     row = best_row(runs["normal"])
     assert row["test_acc"] > 0.6  # it learned (chance: 0.1)
     assert row["asr_autoattack"] >= row["asr_pgd"] > 0
@@ -165,16 +173,13 @@ def test_autoattack_succeeds_at_least_as_often_as_pgd_on_the_same_sources(tiny_s
     assert distances.loc["autoattack", "linf_mean"] <= EPS + 1e-6
 
 
-@pytest.mark.slow
-def test_robust_accuracy_lies_below_clean_and_one_step_fgsm_accuracy_on_every_snapshot(
-    tiny_sweep,
-):
-    _, runs = tiny_sweep
+def robust_accuracy_lies_below_clean_and_one_step_fgsm_accuracy(runs):
+    """On every snapshot."""
     run = runs["normal"]
     epochs = pd.read_csv(run / "epochs.csv").set_index("epoch")
     datamodule, model = build(OmegaConf.load(run / ".hydra" / "config.yaml"))
     datamodule.setup("test")
-    x, y = to_unit_range(datamodule.x_test[:100]), datamodule.y_test[:100]
+    x, y = to_unit_range(datamodule.x_test[:60]), datamodule.y_test[:60]
     for epoch, row in epochs.iterrows():
         net = load_weights(model.net, run / "checkpoints" / f"epoch_{epoch:03d}.pt").eval()
         for p in net.parameters():
@@ -189,11 +194,7 @@ def test_robust_accuracy_lies_below_clean_and_one_step_fgsm_accuracy_on_every_sn
         assert row["robust_accuracy"] <= after_fgsm, epoch
 
 
-@pytest.mark.slow
-def test_adversarial_training_is_more_robust_and_the_report_judges_robust_overfitting(
-    tiny_sweep,
-):
-    sweep, runs = tiny_sweep
+def adversarial_training_is_more_robust_and_the_report_judges_robust_overfitting(sweep, runs):
     adversarial, normal = best_row(runs["adversarial"]), best_row(runs["normal"])
     assert adversarial["robust_accuracy"] > normal["robust_accuracy"]
     epochs = pd.read_csv(runs["adversarial"] / "epochs.csv")

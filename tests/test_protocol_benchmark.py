@@ -182,7 +182,7 @@ def test_gpu_sharing_benchmark_runs_its_processes_at_toy_size(capsys):
     refused where there is no GPU."""
     from benchmarks import gpu_sharing
 
-    modes = ["plain", "lightning", "torchmetrics"]
+    modes = ["plain", "lightning"]
     assert gpu_sharing.main(["--jobs", "2", "--steps", "20", "--modes", ",".join(modes)]) == 0
     rows = [
         r

@@ -29,6 +29,7 @@ def trained(tmp_path_factory, fmnist_dir):
             "replay.n_images=200",
             "metrics.clever.n_images=4",
             "metrics.clever.pool_factor=2",
+            "metrics.robust_accuracy.nb_iter=3",
             "logger=none",
         ],
         out,
@@ -55,6 +56,7 @@ def test_replay_writes_the_contract(trained):
         "loss_sensitivity",
         "empirical_robustness",
         "clever",
+        "robust_accuracy",
     ]
     assert (
         epochs["test_acc"].between(0.6, 1).all()
@@ -179,7 +181,7 @@ def test_evaluate_bad_run_directories(trained, tmp_path):
 
 
 def test_robustness_scores_per_snapshot_match_a_direct_computation(trained, fmnist_dir):
-    from advfit.metrics.robustness import empirical_robustness, loss_sensitivity
+    from advfit.metrics.robustness import RobustAccuracy, empirical_robustness, loss_sensitivity
 
     run, _ = trained
     epochs = pd.read_csv(run.epochs_csv).set_index("epoch")
@@ -195,11 +197,13 @@ def test_robustness_scores_per_snapshot_match_a_direct_computation(trained, fmni
         assert epochs.loc[epoch, "empirical_robustness"] == pytest.approx(
             empirical_robustness(net, x), rel=1e-5
         )
+        assert epochs.loc[epoch, "robust_accuracy"] == RobustAccuracy(nb_iter=3)(net, x, y)
     summary = json.loads(run.summary_json.read_text())
     assert set(summary["metrics_seconds_per_snapshot"]) == {
         "loss_sensitivity",
         "empirical_robustness",
         "clever",
+        "robust_accuracy",
     }
     # CLEVER: per-image scores in clever.csv; the column is their mean; same seed, same value.
     from advfit.metrics.clever import Clever

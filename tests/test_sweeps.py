@@ -25,6 +25,7 @@ TINY = [
     "replay.n_images=30",
     "metrics.n_images=50",
     "metrics.clever=null",
+    "metrics.robust_accuracy=null",
     "attack=[fgsm]",
     "logger=none",
     "trainer.enable_progress_bar=false",
@@ -328,7 +329,8 @@ def test_two_job_sweeps_through_the_launchers(tmp_path, fmnist_dir, launcher):
             for run in (tmp_path / "multirun" / "debug").iterdir()
             if (run / ".hydra" / "config.yaml").is_file()
         ]
-        assert sorted(g.split("_")[1] for g in groups) == ["lr=0.0024", "lr=0.003"], groups
+        swept = sorted(g.split("seed0_")[1].split("_")[0] for g in groups)
+        assert swept == ["lr=0.0024", "lr=0.003"], groups
         assert all(g.startswith("debug/fashion_mnist-overfit-seed0_lr=0.") for g in groups)
     runs = [tmp_path / "multirun" / "debug" / n for n in sweep_dirs(tmp_path)]
     assert len(runs) == 2

@@ -12,8 +12,9 @@ import torch
 from advfit.data import FashionMNISTDataModule, to_unit_range
 from advfit.errors import ConfigError
 from advfit.models import LeNet
+from advfit.provenance import processor_name
 from advfit.rundir import RunDir
-from advfit.tasks import processor_name, train
+from advfit.tasks import train
 from tests.conftest import compose_cfg, run_cli
 from tests.wandb_history import history
 
@@ -36,14 +37,14 @@ def test_train_end_to_end_learns_and_writes_the_contract(tmp_path, fmnist_dir):
     ]
     result = run_cli("train.py", *args, cwd=tmp_path, env={"WANDB_MODE": ""})
     assert result.returncode == 0, result.stderr[-3000:]
-    # Named from the config: identity first, then every other overridden key, sorted.
+    # Named from the config: identity first, then every other overridden key, sorted, each by
+    # the shortest ending of its key that no other shares.
     run = RunDir(
         tmp_path
         / "multirun"
         / "e2e"
         / "fashion_mnist-overfit-fold0-seed0_attack=[fgsm]_test_subset=1000"
-        "_data.train_subset=6000_metrics.clever.n_images=2_metrics.clever.pool_factor=2"
-        "_replay.n_images=100_trainer.max_epochs=3"
+        "_train_subset=6000_clever.n_images=2_pool_factor=2_replay.n_images=100_max_epochs=3"
     )
     assert run.is_done()
 
@@ -59,6 +60,7 @@ def test_train_end_to_end_learns_and_writes_the_contract(tmp_path, fmnist_dir):
         "loss_sensitivity",
         "empirical_robustness",
         "clever",
+        "robust_accuracy",
     ]
     assert epochs["epoch"].tolist() == [1, 2, 3]
     assert epochs["val_acc"].max() > 0.7  # chance is 0.1

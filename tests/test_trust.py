@@ -35,11 +35,15 @@ class Payload:
 
 
 def digests(root: Path) -> dict[str, str]:
-    """sha256 of every file under ``root``, by relative path (locks and logs aside)."""
+    """sha256 of every file under ``root``, by relative path (locks, logs and Hydra's record of
+    each launch, ``.hydra/launch``, which every launch writes, aside)."""
     return {
         str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and p.name != ".lock" and p.suffix != ".log"
+        if p.is_file()
+        and p.name != ".lock"
+        and p.suffix != ".log"
+        and ".hydra/launch" not in p.relative_to(root).as_posix()
     }
 
 
@@ -55,12 +59,22 @@ def train_shared(tmp_path: Path, fmnist_dir: Path):
     )
 
 
-@pytest.fixture
-def run(tmp_path, fmnist_dir) -> RunDir:
-    """A finished tiny run (2 epochs, FGSM)."""
-    result = train_shared(tmp_path, fmnist_dir)
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory, fmnist_dir) -> Path:
+    """A finished tiny run (2 epochs, FGSM), trained once for the module."""
+    out = tmp_path_factory.mktemp("shared")
+    result = train_shared(out, fmnist_dir)
     assert result.returncode == 0, result.stderr[-3000:]
-    (root,) = (tmp_path / "multirun" / "shared").iterdir()
+    (root,) = (out / "multirun" / "shared").iterdir()
+    return root
+
+
+@pytest.fixture
+def run(trained_once, tmp_path) -> RunDir:
+    """A copy of the finished tiny run where this test's train.py command finds it (its paths
+    are result-neutral: the copy is the same run)."""
+    root = tmp_path / "multirun" / "shared" / trained_once.name
+    shutil.copytree(trained_once, root, ignore=shutil.ignore_patterns(".lock"))
     return RunDir(root)
 
 

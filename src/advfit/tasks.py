@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import logging
 import os
-import platform
 import time
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -20,8 +17,9 @@ from advfit.checkpoints import AtomicCheckpointIO, usable_checkpoint
 from advfit.config import check_attacks_given, replay_attacks, validate_train_config
 from advfit.errors import ConfigError, RunError
 from advfit.learning import learning_summary
+from advfit.provenance import check_data, data_digest, library_versions, machine, run_identity
 from advfit.replay import Replay
-from advfit.rundir import RunDir, sha256_file
+from advfit.rundir import RunDir
 from advfit.sweep import check_run_dir_matches, progress, threads_per_job, usable_cores
 from advfit.tracking.replay import log_replay, open_evaluate_run
 from advfit.tracking.runs import close
@@ -30,69 +28,12 @@ from advfit.trust import check_targets
 
 log = logging.getLogger(__name__)
 
-VERSIONED = (
-    "torch",
-    "torchvision",
-    "pytorch-lightning",
-    "hydra-core",
-    "torchmetrics",
-    "advertorch",
-    "wandb",
-    "numpy",
-    "scikit-learn",
-)
-
-
-def library_versions() -> dict[str, str]:
-    versions = {}
-    for name in VERSIONED:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def processor_name(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """The CPU's model name (Linux's /proc/cpuinfo), else what the platform module says."""
-    try:
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name") and ":" in line:
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def machine(device: torch.device | str) -> dict[str, str]:
-    """Where a run's numbers were computed: its processor and, on a GPU, the GPU's name. The
-    same seed gives the same numbers only on the same kind of machine (another summation
-    order trains other networks), so the report shows it beside every run."""
-    device = torch.device(device)
-    found = {"processor": processor_name()}
-    if device.type == "cuda":
-        found["gpu"] = torch.cuda.get_device_name(device)
-    return found
-
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
     """Instantiate every ``_target_`` entry of a group; null entries are skipped."""
     if not group:
         return []
     return [instantiate(node) for node in group.values() if node is not None and "_target_" in node]
-
-
-def run_identity(cfg: DictConfig) -> dict[str, Any]:
-    return {
-        "dataset": cfg.data.name,
-        "regime": cfg.regime.name,
-        "fold": int(cfg.fold),
-        "n_folds": int(cfg.n_folds),
-        "seed": int(cfg.seed),
-        "lr": float(cfg.regime.lr),
-        "max_epochs": int(cfg.trainer.max_epochs),
-        "batch_size": int(cfg.data.batch_size),
-    }
 
 
 def parallel_jobs() -> int:
@@ -285,40 +226,6 @@ def command_line_overrides() -> list[str]:
         return [str(o).replace(" ", "") for o in HydraConfig.get().overrides.task]
     except ValueError:
         return []
-
-
-def data_digest(cfg: DictConfig, datamodule=None) -> str | dict[str, str] | None:
-    """What the run's data were read from: the sha256 of a ``data=custom`` run's ``.npz``, or
-    each torchvision file's sha256 by its name (None when neither is known)."""
-    path = OmegaConf.select(cfg, "data.path")
-    if path and Path(str(path)).is_file():
-        return sha256_file(Path(str(path)))
-    files = getattr(datamodule, "source_files", ())
-    return {f.name: sha256_file(f) for f in files} or None
-
-
-def check_data(run: RunDir, run_cfg: DictConfig, datamodule) -> None:
-    """Refuse to replay a run on data other than it was trained on (a custom ``.npz``
-    rewritten at the same path, a torchvision file replaced)."""
-    recorded = run.read_summary().get("data_sha256")
-    if not recorded:
-        return
-    now = data_digest(run_cfg, datamodule)
-    if isinstance(recorded, str):
-        if now != recorded:
-            raise RunError(
-                f"data.path={OmegaConf.select(run_cfg, 'data.path')} is not the file "
-                f"{run.root.name} was trained on (sha256 {recorded[:12]}... then): replaying on "
-                "it would mix data"
-            )
-        return
-    changed = sorted(k for k in recorded if (now or {}).get(k) != recorded[k])
-    if changed:
-        where = datamodule.source_files[0].parent if datamodule.source_files else "the data"
-        raise RunError(
-            f"{', '.join(changed)} under {where} differ from the files {run.root.name} was "
-            "trained on (summary.json's data_sha256): replaying on them would mix data"
-        )
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

@@ -85,30 +85,12 @@ def fit_weibull_min(data: np.ndarray, c_init: float = 1.0) -> WeibullFit:
     Returns:
         the fitted ``c``, ``loc``, ``scale``, each of shape ``(rows,)``.
     """
-    data = np.ascontiguousarray(data)
-    if data.dtype not in (np.float32, np.float64):
-        data = data.astype(np.float64)
-    # float32 samples stay float32, as scipy keeps them: its starting mean and variance are
-    # then float32 sums, and the fit from that start is scipy's (and ART's, whose gradient
-    # norms are float32).
-    if data.ndim != 2 or data.shape[1] < 2:
-        raise ValueError(f"data must have shape (rows, n >= 2), got {data.shape}")
-    if not np.isfinite(data).all():
-        raise ValueError("data contains non-finite values")
+    data = _checked(data)
+    sim, fsim = _initial_simplex(data, c_init)
     rows, dims = len(data), 3
-    x0 = _start(data, c_init)
-    sim = np.repeat(x0[:, None, :], dims + 1, axis=1)
-    for k in range(dims):
-        step = sim[:, k + 1, k]
-        sim[:, k + 1, k] = np.where(step != 0, (1 + _NONZDELT) * step, _ZDELT)
-    fsim = np.stack([_nnlf(sim[:, k], data) for k in range(dims + 1)], axis=1)
     fcalls = np.full(rows, dims + 1)
-    order = np.argsort(fsim, axis=1)
-    sim = np.take_along_axis(sim, order[:, :, None], axis=1)
-    fsim = np.take_along_axis(fsim, order, axis=1)
     iterations = np.ones(rows, dtype=int)
     done = np.zeros(rows, dtype=bool)
-
     while True:
         live = np.flatnonzero(~done & (fcalls < _MAXFUN) & (iterations < _MAXITER))
         if live.size == 0:
@@ -122,62 +104,97 @@ def fit_weibull_min(data: np.ndarray, c_init: float = 1.0) -> WeibullFit:
         live, s, f, d = live[keep], s[keep], f[keep], d[keep]
         if live.size == 0:
             continue
-        calls = fcalls[live] + 1
-        aborted = np.zeros(len(live), dtype=bool)
-
-        xbar = np.add.reduce(s[:, :-1], axis=1) / dims
-        worst = s[:, -1]
-        xr = (1 + _RHO) * xbar - _RHO * worst
-        fxr = _nnlf(xr, d)
-        expand = fxr < f[:, 0]
-        accept_r = ~expand & (fxr < f[:, -2])
-        outside = ~expand & ~accept_r & (fxr < f[:, -1])
-        inside = ~expand & ~accept_r & ~outside
-        second = np.where(
-            expand[:, None],
-            (1 + _RHO * _CHI) * xbar - _RHO * _CHI * worst,
-            np.where(
-                outside[:, None],
-                (1 + _PSI * _RHO) * xbar - _PSI * _RHO * worst,
-                (1 - _PSI) * xbar + _PSI * worst,
-            ),
-        )
-        wants = ~accept_r
-        # scipy raises (and stops the iteration unchanged) when the budget is spent.
-        aborted |= wants & (calls >= _MAXFUN)
-        evaluate = wants & ~aborted
-        fsecond = np.full(len(live), np.inf)
-        if evaluate.any():
-            fsecond[evaluate] = _nnlf(second[evaluate], d[evaluate])
-        calls = calls + evaluate
-
-        new_point, new_value = xr.copy(), fxr.copy()
-        take_second = evaluate & (
-            (expand & (fsecond < fxr))
-            | (outside & (fsecond <= fxr))
-            | (inside & (fsecond < f[:, -1]))
-        )
-        new_point[take_second], new_value[take_second] = second[take_second], fsecond[take_second]
-        replace = (accept_r | (expand & evaluate) | take_second) & ~aborted
-        s[replace, -1], f[replace, -1] = new_point[replace], new_value[replace]
-
-        shrink = evaluate & (outside | inside) & ~take_second
-        for j in range(1, dims + 1):
-            rows_j = np.flatnonzero(shrink & ~aborted)
-            if rows_j.size == 0:
-                break
-            s[rows_j, j] = s[rows_j, 0] + _SIGMA * (s[rows_j, j] - s[rows_j, 0])
-            spent = calls[rows_j] >= _MAXFUN
-            aborted[rows_j[spent]] = True
-            rows_j = rows_j[~spent]
-            f[rows_j, j] = _nnlf(s[rows_j, j], d[rows_j])
-            calls[rows_j] += 1
-
+        calls, aborted = _step(s, f, d, fcalls[live] + 1)
         iterations[live] += ~aborted
         fcalls[live] = calls
         order = np.argsort(f, axis=1)
         sim[live] = np.take_along_axis(s, order[:, :, None], axis=1)
         fsim[live] = np.take_along_axis(f, order, axis=1)
-
     best = sim[:, 0]
     return WeibullFit(c=best[:, 0], loc=best[:, 1], scale=best[:, 2])
+
+
+def _checked(data: np.ndarray) -> np.ndarray:
+    data = np.ascontiguousarray(data)
+    if data.dtype not in (np.float32, np.float64):
+        data = data.astype(np.float64)
+    # float32 samples stay float32, as scipy keeps them: its starting mean and variance are
+    # then float32 sums, and the fit from that start is scipy's (and ART's, whose gradient
+    # norms are float32).
+    if data.ndim != 2 or data.shape[1] < 2:
+        raise ValueError(f"data must have shape (rows, n >= 2), got {data.shape}")
+    if not np.isfinite(data).all():
+        raise ValueError("data contains non-finite values")
+    return data
+
+
+def _initial_simplex(data: np.ndarray, c_init: float) -> tuple[np.ndarray, np.ndarray]:
+    """fmin's first simplex around scipy's start, sorted, and its values."""
+    dims = 3
+    x0 = _start(data, c_init)
+    sim = np.repeat(x0[:, None, :], dims + 1, axis=1)
+    for k in range(dims):
+        step = sim[:, k + 1, k]
+        sim[:, k + 1, k] = np.where(step != 0, (1 + _NONZDELT) * step, _ZDELT)
+    fsim = np.stack([_nnlf(sim[:, k], data) for k in range(dims + 1)], axis=1)
+    order = np.argsort(fsim, axis=1)
+    sim = np.take_along_axis(sim, order[:, :, None], axis=1)
+    fsim = np.take_along_axis(fsim, order, axis=1)
+    return sim, fsim
+
+
+def _step(
+    s: np.ndarray, f: np.ndarray, d: np.ndarray, calls: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """One Nelder-Mead iteration of fmin on each row's simplex ``s`` (values ``f``, updated
+    in place; ``calls`` counts this iteration's first evaluation): reflect, then expand or
+    contract, else shrink. Returns the evaluations made so far and which rows ran out of
+    budget mid-iteration (scipy raises there and leaves the iteration unchanged)."""
+    dims = s.shape[2]
+    aborted = np.zeros(len(s), dtype=bool)
+    xbar = np.add.reduce(s[:, :-1], axis=1) / dims
+    worst = s[:, -1]
+    xr = (1 + _RHO) * xbar - _RHO * worst
+    fxr = _nnlf(xr, d)
+    expand = fxr < f[:, 0]
+    accept_r = ~expand & (fxr < f[:, -2])
+    outside = ~expand & ~accept_r & (fxr < f[:, -1])
+    inside = ~expand & ~accept_r & ~outside
+    second = np.where(
+        expand[:, None],
+        (1 + _RHO * _CHI) * xbar - _RHO * _CHI * worst,
+        np.where(
+            outside[:, None],
+            (1 + _PSI * _RHO) * xbar - _PSI * _RHO * worst,
+            (1 - _PSI) * xbar + _PSI * worst,
+        ),
+    )
+    wants = ~accept_r
+    # scipy raises (and stops the iteration unchanged) when the budget is spent.
+    aborted |= wants & (calls >= _MAXFUN)
+    evaluate = wants & ~aborted
+    fsecond = np.full(len(s), np.inf)
+    if evaluate.any():
+        fsecond[evaluate] = _nnlf(second[evaluate], d[evaluate])
+    calls = calls + evaluate
+
+    new_point, new_value = xr.copy(), fxr.copy()
+    take_second = evaluate & (
+        (expand & (fsecond < fxr)) | (outside & (fsecond <= fxr)) | (inside & (fsecond < f[:, -1]))
+    )
+    new_point[take_second], new_value[take_second] = second[take_second], fsecond[take_second]
+    replace = (accept_r | (expand & evaluate) | take_second) & ~aborted
+    s[replace, -1], f[replace, -1] = new_point[replace], new_value[replace]
+
+    shrink = evaluate & (outside | inside) & ~take_second
+    for j in range(1, dims + 1):
+        rows_j = np.flatnonzero(shrink & ~aborted)
+        if rows_j.size == 0:
+            break
+        s[rows_j, j] = s[rows_j, 0] + _SIGMA * (s[rows_j, j] - s[rows_j, 0])
+        spent = calls[rows_j] >= _MAXFUN
+        aborted[rows_j[spent]] = True
+        rows_j = rows_j[~spent]
+        f[rows_j, j] = _nnlf(s[rows_j, j], d[rows_j])
+        calls[rows_j] += 1
+    return calls, aborted

@@ -59,9 +59,13 @@ class Figure:
     def series_for(self, table: pd.DataFrame) -> dict[str, str]:
         """The series this aggregated table can draw (columns present and not all NaN)."""
         means = table["mean"]
-        return {
+        drawn = {
             c: label for c, label in self.labels(means.columns).items() if means[c].notna().any()
         }
+        own = set(self.series or {}) - {"test_acc"}
+        if self.attacks and not own & set(drawn):  # the ASRs alone are Figures 4 and 8
+            return {}
+        return drawn
 
 
 #: How every figure reads; the report prints it above the figures and W&B adds it to each

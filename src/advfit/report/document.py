@@ -201,7 +201,7 @@ def head_blocks(paths: list[Path], sweep, t: Thresholds) -> list:
             "rule)."
             + (
                 " In the adversarial regime: does robust validation accuracy fall by more than "
-                f"{t.min_robust_drop} from its peak to the last epoch (robust overfitting)?"
+                f"{t.min_robust_drop} across the epochs after its peak (robust overfitting)?"
                 if any(key[1] == "adversarial" for key in sweep.groups())
                 else ""
             )

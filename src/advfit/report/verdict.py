@@ -42,7 +42,7 @@ class Thresholds:
     min_val_loss_rise: ... or when validation loss ends more than this fraction above its
         minimum (else the runs did not overfit and the claim is not tested).
     min_robust_drop: adversarial regime: robust overfitting holds when robust validation
-        accuracy falls by more than this from its peak to the last epoch.
+        accuracy falls by more than this across the epochs after its peak (least squares).
     learned_margin, learned_loss_tolerance: the rule that leaves out runs that did not learn
         (advfit.learning): validation accuracy never more than the margin above the chance
         band, or training loss within the tolerance of ln K at every epoch.
@@ -95,12 +95,13 @@ def per_fold(run: Run, column: str, t: Thresholds) -> dict[str, float]:
         "best_is_last": best == last,
     }
     if column == "val_robust_acc":  # the adversarial regime: no ASR is read
-        robust = epochs[column]
+        # The fall after the peak as the least-squares change across the epochs after it: the
+        # peak itself, a maximum over noisy epochs, is left out, so noise alone gives no fall.
         out.update(
             rho=math.nan,
             asr_change=math.nan,
-            robust_peak=float(robust.max()),
-            robust_drop=float(robust.max() - robust.loc[last]),
+            robust_peak=float(epochs.loc[best, column]),
+            robust_drop=-change_after(run.epochs, column, best),
         )
     return out
 
@@ -188,20 +189,23 @@ def decide_overfit(folds: pd.DataFrame, numbers: dict, t: Thresholds) -> tuple[s
 
 def decide_adversarial(folds: pd.DataFrame, numbers: dict, t: Thresholds) -> tuple[str, list[str]]:
     """Adversarial regime: robust overfitting holds when robust validation accuracy falls by
-    more than ``min_robust_drop`` from its peak (the best epoch) to the last epoch."""
+    more than ``min_robust_drop`` across the epochs after its peak (the best epoch; the
+    least-squares change, as the overfitting regime's ASR change)."""
     drop = numbers["robust_drop"]
     if folds["best_is_last"].all():
         return UNDETERMINED, [
             "robust validation accuracy peaks at the last epoch in every fold: no fall to test"
         ]
     if drop.n < 2:
-        return UNDETERMINED, [f"{drop.n} fold(s): an interval needs at least 2"]
+        return UNDETERMINED, [
+            f"{drop.n} fold(s) have at least 2 epochs after the peak: an interval needs 2"
+        ]
     verdict = drop.side(t.min_robust_drop, above_holds=True)
     reason = {
-        HOLDS: f"robust validation accuracy peaks and then falls by {drop}, more than "
-        f"{t.min_robust_drop}: the network overfits robustly",
-        FAILS: f"robust validation accuracy falls by {drop} after its peak, less than "
-        f"{t.min_robust_drop}: no robust overfitting",
+        HOLDS: f"robust validation accuracy falls by {drop} across the epochs after its peak, "
+        f"more than {t.min_robust_drop}: the network overfits robustly",
+        FAILS: f"robust validation accuracy falls by {drop} across the epochs after its peak, "
+        f"less than {t.min_robust_drop}: no robust overfitting",
         UNDETERMINED: f"the fall of robust validation accuracy after its peak, {drop}, spans "
         f"the threshold {t.min_robust_drop}"
         + folds_to_decide(folds["robust_drop"].tolist(), t.min_robust_drop),

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-FMNIST := /usr/share/datasets/fashion-mnist
+FMNIST := $(shell sed -n "s/^fashion_mnist_system: *//p" conf/paths/default.yaml)
 ARGS ?=
 # The sweep the report targets read: the newest directory under multirun/ that holds
 # finished runs (a report's own output directory holds none).

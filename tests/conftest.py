@@ -15,13 +15,14 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from advfit.config import register_resolvers
 from advfit.data import FashionMNISTDataModule
-from advfit.data.torchvision_sets import DEBIAN_FASHION_MNIST as FMNIST_SYSTEM
 from advfit.sweep import threads_per_job
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
 os.environ.setdefault("WANDB_SILENT", "true")
+#: Debian's Fashion-MNIST folder, as the config names it.
+FMNIST_SYSTEM = Path(OmegaConf.load(CONF / "paths" / "default.yaml").fashion_mnist_system)
 os.environ.setdefault("WANDB_MODE", "offline")
 register_resolvers()
 
@@ -88,7 +89,9 @@ def fmnist_dir(tmp_path_factory) -> Path:
     if not FMNIST_SYSTEM.is_dir():
         pytest.skip("Fashion-MNIST is not installed (make install puts it there on Debian)")
     data_dir = tmp_path_factory.mktemp("data")
-    module = FashionMNISTDataModule(data_dir=str(data_dir), download=False)
+    module = FashionMNISTDataModule(
+        data_dir=str(data_dir), download=False, system_dir=str(FMNIST_SYSTEM)
+    )
     module.setup()
     return data_dir
 

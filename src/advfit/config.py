@@ -32,6 +32,7 @@ RESULT_NEUTRAL = (
     "trainer.default_root_dir",
     "data.data_dir",
     "data.download",
+    "data.system_dir",
     "data.eval_batch_size",
     # Batch sizes of per-image computations (equal results up to float rounding: bit for bit
     # in batches of at least 16 images; PGD's random start is drawn in image order). Not

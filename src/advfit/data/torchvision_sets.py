@@ -14,10 +14,6 @@ from advfit.rundir import atomic_write
 
 log = logging.getLogger(__name__)
 
-#: Where Debian's package dataset-fashion-mnist installs the gzipped IDX files (the Makefile
-#: checks the same folder before it installs the package).
-DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-
 
 class CIFAR10DataModule(InMemoryDataModule):
     """CIFAR-10 (Krizhevsky 2009): 50,000 train / 10,000 test RGB images of 32x32."""
@@ -88,11 +84,16 @@ class _MNISTFormatDataModule(InMemoryDataModule):
 
 
 class FashionMNISTDataModule(_MNISTFormatDataModule):
-    """Fashion-MNIST (Xiao et al. 2017): 60,000 train / 10,000 test grayscale 28x28."""
+    """Fashion-MNIST (Xiao et al. 2017): 60,000 train / 10,000 test grayscale 28x28;
+    ``system_dir``: a folder of its gzipped IDX files to unpack from first
+    (``paths.fashion_mnist_system``, Debian's package)."""
 
     name = "fashion_mnist"
     folder = "FashionMNIST"
-    system_dirs = (DEBIAN_FASHION_MNIST,)
+
+    def __init__(self, system_dir: str | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.system_dirs = (Path(system_dir),) if system_dir else ()
 
 
 class MNISTDataModule(_MNISTFormatDataModule):

@@ -87,6 +87,9 @@ class Attack:
             whole batch); the examples do not depend on it (:class:`InPasses`).
         params: the class's keyword arguments (``eps``, ``nb_iter``, ...). ``num_classes``
             is filled from the model when the class takes it and the config does not say.
+
+    A class with a static ``check(name, params)`` has it called here, before training, to
+    refuse settings of its own (:mod:`advfit.attacks.autoattack`).
     """
 
     def __init__(

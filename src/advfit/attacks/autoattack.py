@@ -22,16 +22,16 @@ LOSSES = ("ce", "dlr")
 VERSIONS = ("standard", "plus", "rand")
 
 
-def _one_of(name: str, key: str, value: Any, accepted: tuple[str, ...]) -> None:
+def _one_of(prefix: str, key: str, value: Any, accepted: tuple[str, ...]) -> None:
     if value not in accepted:
         raise ConfigError(
-            f"attack.{name}.{key}={value!r} is invalid: accepted are {', '.join(accepted)}"
+            f"{prefix}.{key}={value!r} is invalid: accepted are {', '.join(accepted)}"
         )
 
 
-def _seed(name: str, value: Any) -> None:
+def _seed(prefix: str, value: Any) -> None:
     if not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-        raise ConfigError(f"attack.{name}.seed={value!r} is invalid: an integer >= 0 is required")
+        raise ConfigError(f"{prefix}.seed={value!r} is invalid: an integer >= 0 is required")
 
 
 class _Torchattacks:
@@ -76,19 +76,15 @@ class APGD(_Torchattacks):
         )
 
     @staticmethod
-    def check(name: str, params: dict[str, Any]) -> None:
-        """Refuse what torchattacks would only refuse (or misuse) at the best epoch."""
-        _one_of(name, "norm", params.get("norm", "Linf"), NORMS)
-        _one_of(name, "loss", params.get("loss", "ce"), LOSSES)
-        _seed(name, params.get("seed", 0))
-        n = params.get("n_restarts", 1)
-        if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1):
-            raise ConfigError(
-                f"attack.{name}.n_restarts={n!r} is invalid: an integer >= 1 is required"
-            )
+    def check(prefix: str, params: dict[str, Any]) -> None:
+        """Refuse what torchattacks would only refuse (or misuse) at the best epoch (eps and
+        the counts are :func:`advfit.attacks.base.checked_parameters`')."""
+        _one_of(prefix, "norm", params.get("norm", "Linf"), NORMS)
+        _one_of(prefix, "loss", params.get("loss", "ce"), LOSSES)
+        _seed(prefix, params.get("seed", 0))
         rho = params.get("rho", 0.75)
         if not (isinstance(rho, (int, float)) and not isinstance(rho, bool) and 0 < rho < 1):
-            raise ConfigError(f"attack.{name}.rho={rho!r} is invalid: a number in (0, 1)")
+            raise ConfigError(f"{prefix}.rho={rho!r} is invalid: a number in (0, 1)")
 
 
 class AutoAttack(_Torchattacks):
@@ -113,7 +109,7 @@ class AutoAttack(_Torchattacks):
         )
 
     @staticmethod
-    def check(name: str, params: dict[str, Any]) -> None:
-        _one_of(name, "norm", params.get("norm", "Linf"), NORMS)
-        _one_of(name, "version", params.get("version", "standard"), VERSIONS)
-        _seed(name, params.get("seed", 0))
+    def check(prefix: str, params: dict[str, Any]) -> None:
+        _one_of(prefix, "norm", params.get("norm", "Linf"), NORMS)
+        _one_of(prefix, "version", params.get("version", "standard"), VERSIONS)
+        _seed(prefix, params.get("seed", 0))

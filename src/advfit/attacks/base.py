@@ -18,7 +18,7 @@ from advfit.models.frozen import frozen
 #: Parameters with a range every attack shares: sizes in pixel units (pixels are in [0, 1]),
 #: counts of steps, and non-negative or positive reals.
 PIXEL_SIZES = ("eps", "eps_iter")
-COUNTS = ("nb_iter", "max_iterations", "binary_search_steps")
+COUNTS = ("nb_iter", "max_iterations", "binary_search_steps", "n_restarts")
 NON_NEGATIVE = ("confidence",)
 POSITIVE = ("learning_rate", "initial_const")
 
@@ -27,11 +27,12 @@ def _real(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def checked_parameters(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The parameters above, checked and typed (an integer eps becomes a float)."""
+def checked_parameters(prefix: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The parameters above, checked and typed (an integer eps becomes a float); ``prefix``
+    is where they stand in the config (``attack.pgd``, ``metrics.robust_accuracy``, ...)."""
     out = {}
     for key, value in params.items():
-        where = f"attack.{name}.{key}={value!r} is invalid"
+        where = f"{prefix}.{key}={value!r} is invalid"
         if key in PIXEL_SIZES:
             if not (_real(value) and 0 < value <= 1):
                 raise ConfigError(f"{where}: accepted are numbers in (0, 1] (pixels lie in [0, 1])")
@@ -88,8 +89,9 @@ class Attack:
         params: the class's keyword arguments (``eps``, ``nb_iter``, ...). ``num_classes``
             is filled from the model when the class takes it and the config does not say.
 
-    A class with a static ``check(name, params)`` has it called here, before training, to
-    refuse settings of its own (:mod:`advfit.attacks.autoattack`).
+    A class with a static ``check(prefix, params)`` has it called here (``prefix``:
+    ``attack.<name>``), before training, to refuse settings of its own
+    (:mod:`advfit.attacks.autoattack`).
     """
 
     def __init__(
@@ -109,7 +111,7 @@ class Attack:
             ) from err
         if int(batch_size) < 1:
             raise ConfigError(f"attack.{name}.batch_size={batch_size} is invalid: it must be >= 1")
-        params = {**params, **checked_parameters(name, params)}
+        params = {**params, **checked_parameters(f"attack.{name}", params)}
         accepted = inspect.signature(self.cls.__init__).parameters
         unknown = sorted(set(params) - set(accepted))
         if unknown:
@@ -123,7 +125,7 @@ class Attack:
                 "batch) or an integer >= 1"
             )
         if callable(check := getattr(self.cls, "check", None)):
-            check(name, params)  # the class's own ranges, before training
+            check(f"attack.{name}", params)  # the class's own ranges, before training
         self.batch_size = int(batch_size)
         self.images_per_pass = None if images_per_pass is None else int(images_per_pass)
         self.params = dict(params)

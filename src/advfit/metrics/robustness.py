@@ -207,12 +207,10 @@ class RobustAccuracy:
         from advfit.attacks.autoattack import APGD
         from advfit.attacks.base import checked_parameters
 
+        where = "metrics.robust_accuracy"
         settings = {"eps": eps, "norm": norm, "nb_iter": nb_iter, "n_restarts": n_restarts}
-        try:
-            settings.update(checked_parameters("robust_accuracy", settings))
-            APGD.check("robust_accuracy", {**settings, "seed": seed})
-        except ConfigError as err:
-            raise ConfigError(str(err).replace("attack.", "metrics.", 1)) from None
+        settings.update(checked_parameters(where, settings))
+        APGD.check(where, {**settings, "seed": seed})
         if int(batch_size) < 1:
             raise ConfigError(
                 f"metrics.robust_accuracy.batch_size={batch_size} is invalid: it must be >= 1"

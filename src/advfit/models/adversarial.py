@@ -30,10 +30,7 @@ class TrainingPGD:
     ) -> None:
         where = "regime.adversarial"
         params = {"eps": eps, "eps_iter": eps_iter, "nb_iter": nb_iter}
-        try:
-            params.update(checked_parameters("adversarial", params))
-        except ConfigError as err:
-            raise ConfigError(str(err).replace("attack.adversarial", where)) from None
+        params.update(checked_parameters(where, params))
         if not isinstance(rand_init, bool):
             raise ConfigError(f"{where}.rand_init={rand_init!r} is invalid: true or false")
         self.params = {**params, "rand_init": rand_init}

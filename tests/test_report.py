@@ -504,7 +504,7 @@ def test_an_undetermined_row_says_how_many_folds_would_decide_it():
 
     from scipy.stats import t as student
 
-    from advfit.report.verdict import folds_to_decide
+    from advfit.report.intervals import folds_to_decide
 
     values = [-0.002, 0.023, 0.010, 0.035, -0.001]  # the demo's overfit FGSM changes
     said = folds_to_decide(values, 0.02)

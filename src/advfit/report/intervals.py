@@ -74,3 +74,20 @@ def folds_to_decide(values: list[float], threshold: float, most: int = 1000) -> 
         if stats.t.ppf(0.975, n - 1) * s / math.sqrt(n) < gap:
             return f"; at this mean and spread about {n} folds would decide it"
     return f"; at this mean and spread more than {most} folds would decide it"
+
+
+def judge(
+    interval: Interval,
+    values: list[float],
+    threshold: float,
+    above_holds: bool,
+    *,
+    holds: str,
+    fails: str,
+    spans: str,
+) -> tuple[str, str]:
+    """The word ``interval`` gives against ``threshold`` (:meth:`Interval.side`) and its reason:
+    ``holds``, ``fails``, or ``spans`` followed by how many folds of ``values`` would decide it."""
+    verdict = interval.side(threshold, above_holds)
+    spans += folds_to_decide(values, threshold)
+    return verdict, {HOLDS: holds, FAILS: fails, UNDETERMINED: spans}[verdict]

@@ -25,7 +25,12 @@ import pandas as pd
 
 from advfit.learning import LearningRule
 from advfit.report.collect import Run
-from advfit.report.intervals import FAILS, HOLDS, UNDETERMINED, Interval, folds_to_decide
+from advfit.report.intervals import (
+    HOLDS,
+    UNDETERMINED,
+    Interval,
+    judge,
+)
 from advfit.trend import RHO_FIRST_EPOCH, change_after, rho_from
 
 
@@ -137,13 +142,15 @@ def decide_normal(folds: pd.DataFrame, numbers: dict, t: Thresholds) -> tuple[st
             f"rho needs at least 3 varying replayed epochs from epoch {t.first_epoch} on "
             f"in at least 2 folds; {rho.n} fold(s) have them"
         ]
-    verdict = rho.side(t.min_rho, above_holds=True)
-    reason = {
-        HOLDS: f"ASR rises with test accuracy: rho {rho} lies above {t.min_rho}",
-        FAILS: f"ASR does not rise with test accuracy: rho {rho} lies below {t.min_rho}",
-        UNDETERMINED: f"rho {rho} spans the threshold {t.min_rho}"
-        + folds_to_decide(folds["rho"].tolist(), t.min_rho),
-    }[verdict]
+    verdict, reason = judge(
+        rho,
+        folds["rho"].tolist(),
+        t.min_rho,
+        above_holds=True,
+        holds=f"ASR rises with test accuracy: rho {rho} lies above {t.min_rho}",
+        fails=f"ASR does not rise with test accuracy: rho {rho} lies below {t.min_rho}",
+        spans=f"rho {rho} spans the threshold {t.min_rho}",
+    )
     return verdict, [f"{reason} ({agree} at or above it)"]
 
 
@@ -175,15 +182,17 @@ def decide_overfit(folds: pd.DataFrame, numbers: dict, t: Thresholds) -> tuple[s
         else f"validation loss ends {loss_rise} above its minimum (relative; validation "
         f"accuracy falls by {drop} after the best epoch)"
     )
-    verdict = rise.side(t.max_asr_rise, above_holds=False)
-    reason = {
-        HOLDS: f"ASR does not rise as the network overfits: its change after the best epoch, "
+    verdict, reason = judge(
+        rise,
+        folds["asr_change"].tolist(),
+        t.max_asr_rise,
+        above_holds=False,
+        holds=f"ASR does not rise as the network overfits: its change after the best epoch, "
         f"{rise}, stays at or below {t.max_asr_rise}",
-        FAILS: f"ASR rises as the network overfits: its change after the best epoch, {rise}, "
+        fails=f"ASR rises as the network overfits: its change after the best epoch, {rise}, "
         f"lies above {t.max_asr_rise}",
-        UNDETERMINED: f"ASR change after the best epoch {rise} spans the threshold "
-        f"{t.max_asr_rise}" + folds_to_decide(folds["asr_change"].tolist(), t.max_asr_rise),
-    }[verdict]
+        spans=f"ASR change after the best epoch {rise} spans the threshold {t.max_asr_rise}",
+    )
     return verdict, [f"the runs overfit: {overfit}", f"{reason} ({numbers['agree']})"]
 
 
@@ -200,16 +209,17 @@ def decide_adversarial(folds: pd.DataFrame, numbers: dict, t: Thresholds) -> tup
         return UNDETERMINED, [
             f"{drop.n} fold(s) have at least 2 epochs after the peak: an interval needs 2"
         ]
-    verdict = drop.side(t.min_robust_drop, above_holds=True)
-    reason = {
-        HOLDS: f"robust validation accuracy falls by {drop} across the epochs after its peak, "
-        f"more than {t.min_robust_drop}: the network overfits robustly",
-        FAILS: f"robust validation accuracy falls by {drop} across the epochs after its peak, "
-        f"less than {t.min_robust_drop}: no robust overfitting",
-        UNDETERMINED: f"the fall of robust validation accuracy after its peak, {drop}, spans "
-        f"the threshold {t.min_robust_drop}"
-        + folds_to_decide(folds["robust_drop"].tolist(), t.min_robust_drop),
-    }[verdict]
+    fall = f"robust validation accuracy falls by {drop} across the epochs after its peak"
+    verdict, reason = judge(
+        drop,
+        folds["robust_drop"].tolist(),
+        t.min_robust_drop,
+        above_holds=True,
+        holds=f"{fall}, more than {t.min_robust_drop}: the network overfits robustly",
+        fails=f"{fall}, less than {t.min_robust_drop}: no robust overfitting",
+        spans=f"the fall of robust validation accuracy after its peak, {drop}, spans the "
+        f"threshold {t.min_robust_drop}",
+    )
     return verdict, [f"{reason} ({numbers['agree']} above it)"]
 
 

@@ -82,12 +82,10 @@ class EpochSnapshots(pl.callbacks.Checkpoint):
         )
         metrics = trainer.callback_metrics
         row = {"epoch": epoch}
-        for column in TRAIN_COLUMNS[1:]:
+        for column in TRAIN_COLUMNS[1:] + ROBUST_TRAIN_COLUMNS:
             key = column.replace("_", "/", 1)
-            row[column] = float(metrics[key]) if key in metrics else float("nan")
-        for column in ROBUST_TRAIN_COLUMNS:  # the adversarial regime's
-            if (key := column.replace("_", "/", 1)) in metrics:
-                row[column] = float(metrics[key])
+            if key in metrics or column in TRAIN_COLUMNS:  # robust ones: adversarial regime
+                row[column] = float(metrics[key]) if key in metrics else float("nan")
         epochs = self.run.read_epochs()
         epochs = epochs[epochs["epoch"] != epoch]
         frame = pd.DataFrame([row]) if epochs.empty else pd.concat([epochs, pd.DataFrame([row])])

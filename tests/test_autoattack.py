@@ -20,6 +20,7 @@ from advfit.metrics import RobustAccuracy
 from advfit.models import LeNet
 from advfit.replay.classify import load_weights
 from advfit.report.__main__ import main as report
+from advfit.report.figures import FIGURES
 from advfit.tasks import build
 from advfit.trend import change_after
 from tests.conftest import run_cli
@@ -213,5 +214,13 @@ def adversarial_training_is_more_robust_and_the_report_judges_robust_overfitting
     drop = folds[folds["regime"] == "adversarial"]["robust_drop"].iloc[0]
     expected = -change_after(epochs, "val_robust_acc", summary["best_epoch"])
     assert drop == pytest.approx(expected, nan_ok=True)
+    # The two figures draw the adversarial regime's columns from the group's mean table.
+    table = pd.read_csv(
+        sweep / "report" / "epochs_fashion_mnist_adversarial.csv", header=[0, 1], index_col=0
+    )
+    means = table["mean"]
+    assert means["val_robust_acc"].tolist() == pytest.approx(epochs["val_robust_acc"].tolist())
+    assert {"val_robust_acc"} <= set(FIGURES["adversarial_training"].series_for(table))
+    assert {"robust_accuracy", "asr_autoattack"} <= set(FIGURES["robustness"].series_for(table))
     for figure in ("adversarial_training", "robustness"):
         assert (sweep / "report" / f"{figure}.png").is_file()

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
@@ -59,6 +60,20 @@ def test_every_experiment_composes(tmp_path, experiment):
     instantiate(cfg.data)
     if experiment.startswith("paper_"):
         assert cfg.data.grayscale is True and cfg.trainer.max_epochs == 35
+
+
+def test_robust_overfitting_builds_rice_et_als_training(tmp_path):
+    cfg = compose_cfg(["experiment=robust_overfitting", "model.net.width=4"], tmp_path)
+    net = instantiate(cfg.model.net, input_shape=[3, 32, 32], num_classes=10)
+    model = instantiate(cfg.model, net=net, **regime_training(cfg))
+    built = model.configure_optimizers()
+    optimizer, scheduler = built["optimizer"], built["lr_scheduler"]["scheduler"]
+    assert isinstance(optimizer, torch.optim.SGD) and optimizer.defaults["momentum"] == 0.9
+    assert optimizer.defaults["lr"] == 0.1 and optimizer.defaults["weight_decay"] == 5e-4
+    assert isinstance(scheduler, torch.optim.lr_scheduler.MultiStepLR)
+    assert sorted(scheduler.milestones) == [100, 150] and scheduler.gamma == 0.1
+    assert model.pgd.params["eps"] == pytest.approx(8 / 255) and model.pgd.params["nb_iter"] == 10
+    assert cfg.trainer.max_epochs == 200 and cfg.data.batch_size == 128
 
 
 @pytest.mark.parametrize("regime", options("regime"))

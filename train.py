@@ -13,8 +13,12 @@ from advfit.cli import reports_user_errors, run_entry
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 @reports_user_errors
 def main(cfg: DictConfig) -> None:
-    # Imported here: Lightning takes ~10 s to import, and a sweep's launching process
-    # (-m) needs none of it; each job imports it where it runs.
+    # Lightning takes seconds to import, and a sweep's launching process (-m) needs none of
+    # it: each job imports it where it runs, after its config passed the checks that need
+    # no Lightning (a bad value is refused at once).
+    from advfit.config import validate_train_config
+
+    validate_train_config(cfg)
     from advfit.tasks import train
 
     train(cfg)

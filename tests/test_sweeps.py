@@ -355,17 +355,23 @@ def test_the_launching_process_does_not_import_lightning(entry):
     assert out.stdout.strip() == "[]"
 
 
-def test_a_sweeps_up_front_checks_do_not_import_lightning():
-    """The launching process checks every job's config before starting any: folds (numpy,
-    scikit-learn) and attacks (advertorch, torch), not Lightning, which each job imports where
-    it runs. Job fold=0 passes every check; fold=5 is refused."""
+@pytest.mark.parametrize(
+    ("command", "refused"),
+    [(["-m", "fold=0,5"], "fold=5 is invalid"), (["attack.fgsm.eps=0"], "fgsm.eps=0 is invalid")],
+    ids=["sweep", "run"],
+)
+def test_up_front_checks_do_not_import_lightning(command, refused):
+    """The launching process checks every job's config before starting any, and a single run
+    checks its own before it trains: folds (numpy, scikit-learn) and attacks (advertorch,
+    torch), not Lightning, which a job imports where it runs. In the sweep job fold=0 passes
+    every check and fold=5 is refused; the run's folds pass and its attack is refused."""
     out = subprocess.run(
-        [sys.executable, "-X", "importtime", str(ROOT / "train.py"), "-m", "fold=0,5"],
+        [sys.executable, "-X", "importtime", str(ROOT / "train.py"), *command],
         capture_output=True,
         text=True,
         cwd=ROOT,
     )
-    assert out.returncode != 0 and "fold=5 is invalid" in out.stdout + out.stderr
+    assert out.returncode == 2 and refused in out.stdout + out.stderr
     imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
     assert {"advfit.data.folds", "advertorch"} <= imported  # the checks ran ...
     assert not {"pytorch_lightning", "torchmetrics"} & imported  # ... without Lightning

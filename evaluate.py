@@ -13,8 +13,10 @@ from advfit.cli import reports_user_errors, run_entry
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 @reports_user_errors
 def main(cfg: DictConfig) -> None:
-    # Imported here: Lightning takes ~10 s to import, and a sweep's launching process
-    # (-m) needs none of it; each job imports it where it runs.
+    # Lightning takes seconds to import: the run directory is checked first, without it.
+    from advfit.rundir import open_run_to_evaluate
+
+    open_run_to_evaluate(cfg)
     from advfit.tasks import evaluate
 
     evaluate(cfg)

@@ -356,22 +356,32 @@ def test_the_launching_process_does_not_import_lightning(entry):
 
 
 @pytest.mark.parametrize(
-    ("command", "refused"),
-    [(["-m", "fold=0,5"], "fold=5 is invalid"), (["attack.fgsm.eps=0"], "fgsm.eps=0 is invalid")],
-    ids=["sweep", "run"],
+    ("command", "checked", "refused"),
+    [
+        (["train.py", "-m", "fold=0,5"], {"advfit.data.folds", "advertorch"}, "fold=5 is invalid"),
+        (
+            ["train.py", "attack.fgsm.eps=0"],
+            {"advfit.data.folds", "advertorch"},
+            "eps=0 is invalid",
+        ),
+        (["evaluate.py", "run_dir=nowhere"], {"advfit.trust"}, "nowhere is not a run directory"),
+    ],
+    ids=["sweep", "run", "evaluate"],
 )
-def test_up_front_checks_do_not_import_lightning(command, refused):
+def test_up_front_checks_do_not_import_lightning(command, checked, refused):
     """The launching process checks every job's config before starting any, and a single run
     checks its own before it trains: folds (numpy, scikit-learn) and attacks (advertorch,
     torch), not Lightning, which a job imports where it runs. In the sweep job fold=0 passes
-    every check and fold=5 is refused; the run's folds pass and its attack is refused."""
+    every check and fold=5 is refused; the run's folds pass and its attack is refused.
+    evaluate.py checks the run directory it is given before it imports Lightning."""
+    script, *args = command
     out = subprocess.run(
-        [sys.executable, "-X", "importtime", str(ROOT / "train.py"), *command],
+        [sys.executable, "-X", "importtime", str(ROOT / script), *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
     )
     assert out.returncode == 2 and refused in out.stdout + out.stderr
     imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
-    assert {"advfit.data.folds", "advertorch"} <= imported  # the checks ran ...
+    assert checked <= imported  # the checks ran ...
     assert not {"pytorch_lightning", "torchmetrics"} & imported  # ... without Lightning

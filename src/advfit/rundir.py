@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from advfit.errors import RunError
 from advfit.locks import LockHeld, file_lock
@@ -296,3 +296,28 @@ class RunDir:
             raise FileNotFoundError(f"{self.epochs_csv} holds no epochs")
         column = "val_robust_acc" if "val_robust_acc" in epochs else "val_acc"
         return int(epochs.loc[epochs[column].idxmax(), "epoch"])
+
+
+def open_run_to_evaluate(cfg: DictConfig) -> tuple[RunDir, DictConfig]:
+    """The run directory ``evaluate.py`` was given (``cfg.run_dir``) and its saved config,
+    checked before anything is built: it is a run directory, its config reads, and every
+    target it names is advfit's own or in ``cfg.trust``. Needs no Lightning, so that
+    evaluate.py refuses a bad directory at once."""
+    from advfit.trust import check_targets
+
+    if OmegaConf.is_missing(cfg, "run_dir") or not str(cfg.run_dir).strip():
+        raise RunError(
+            "evaluate.py needs run_dir=<a run directory>, e.g. python evaluate.py "
+            "run_dir=multirun/demo/fashion_mnist-normal-fold0-seed0"
+        )
+    run = RunDir(cfg.run_dir)
+    if not run.config.is_file():
+        raise RunError(f"run_dir={cfg.run_dir} is not a run directory: {run.config} is missing")
+    try:
+        saved = run.read_config()
+        run_cfg = OmegaConf.create(saved)
+    except Exception as err:
+        raise RunError(f"{run.config} is not a readable config: {err}") from err
+    # Nothing the run directory names is built before it is known to be advfit's own.
+    check_targets(saved, str(run.config), cfg.get("trust") or ())
+    return run, run_cfg

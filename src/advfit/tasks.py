@@ -15,16 +15,15 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from advfit.checkpoints import AtomicCheckpointIO, usable_checkpoint
 from advfit.config import check_attacks_given, replay_attacks, validate_train_config
-from advfit.errors import ConfigError, RunError
+from advfit.errors import ConfigError
 from advfit.learning import learning_summary
 from advfit.provenance import check_data, data_digest, library_versions, machine, run_identity
 from advfit.replay import Replay
-from advfit.rundir import RunDir
+from advfit.rundir import RunDir, open_run_to_evaluate
 from advfit.sweep import check_run_dir_matches, progress, threads_per_job, usable_cores
 from advfit.tracking.replay import log_replay, open_evaluate_run
 from advfit.tracking.runs import close
 from advfit.tracking.training import finish_loggers, start_loggers, summarize
-from advfit.trust import check_targets
 
 log = logging.getLogger(__name__)
 
@@ -236,21 +235,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     nothing changes when a check fails; ``DONE`` is removed while the run's files change and
     written again at the end when training had completed.
     """
-    if OmegaConf.is_missing(cfg, "run_dir") or not str(cfg.run_dir).strip():
-        raise RunError(
-            "evaluate.py needs run_dir=<a run directory>, e.g. python evaluate.py "
-            "run_dir=multirun/demo/fashion_mnist-normal-fold0-seed0"
-        )
-    run = RunDir(cfg.run_dir)
-    if not run.config.is_file():
-        raise RunError(f"run_dir={cfg.run_dir} is not a run directory: {run.config} is missing")
-    try:
-        saved = run.read_config()
-        run_cfg = OmegaConf.create(saved)
-    except Exception as err:
-        raise RunError(f"{run.config} is not a readable config: {err}") from err
-    # Nothing the run directory names is built before it is known to be advfit's own.
-    check_targets(saved, str(run.config), cfg.get("trust") or ())
+    run, run_cfg = open_run_to_evaluate(cfg)
     given = cfg.get("attack")
     if "attack=[]" in command_line_overrides():  # not "the run's own attacks": refused
         check_attacks_given([])

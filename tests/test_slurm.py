@@ -193,48 +193,13 @@ def test_a_two_by_two_sweep_runs_on_slurm_and_its_report_builds(slurm, tmp_path,
     assert sorted(verdict["regime"]) == ["normal", "overfit"] and set(verdict["folds"]) == {2}
 
 
-def test_a_job_requeued_while_it_trains_resumes_after_its_last_epoch(
+def test_a_job_past_its_time_limit_and_requeued_by_hand_resumes_after_its_last_epoch(
     slurm, tmp_path, tmp_path_factory, fmnist_dir
 ):
-    args = [
-        "hydra/launcher=slurm",
-        "hydra.launcher.cpus_per_task=1",
-        "hydra.launcher.timeout_min=10",
-        *LONG,
-        f"paths.root_dir={tmp_path}",
-        f"paths.data_dir={fmnist_dir}",
-    ]
-    sweep = tmp_path / "multirun" / "long"
-    requeued: list[int] = []
-
-    def requeue_after_the_second_epoch() -> None:
-        epochs = list(sweep.glob("*/epochs.csv"))
-        if requeued or not epochs or len(pd.read_csv(epochs[0])) < 2:
-            return
-        (job,) = job_ids(sweep)
-        subprocess.run(["scontrol", "requeue", job], env=slurm, check=True)
-        requeued.append(len(pd.read_csv(epochs[0])))
-
-    proc = launch(args, tmp_path, slurm)
-    with ThreadPoolExecutor(1) as pool:  # the reference trains while the job runs
-        reference = pool.submit(uninterrupted, tmp_path_factory, fmnist_dir)
-        output = wait_for(proc, tmp_path, sweep, slurm, on_poll=requeue_after_the_second_epoch)
-    assert proc.returncode == 0, output[-3000:]
-    assert requeued and requeued[0] < EPOCHS, "the job finished before it could be requeued"
-    (run,) = [p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    log = job_log(sweep)
-    resumed = [int(n) for n in re.findall(r"after epoch (\d+) \(last\.ckpt\)", log)]
-    # It came back once and resumed after the last epoch it had finished (the requeue came
-    # after epoch requeued[0] was logged; the next may have finished before SLURM stopped it).
-    assert len(resumed) == 1 and resumed[0] in (requeued[0], requeued[0] + 1), (resumed, log)
-    trained = [int(n) for n in re.findall(r"epoch (\d+) trained", log)]
-    assert trained[-(EPOCHS - resumed[0]) :] == list(range(resumed[0] + 1, EPOCHS + 1))
-    assert_equal_files(run, reference.result())
-
-
-def test_a_job_with_a_time_limit_shorter_than_its_run_is_requeued_until_it_finishes(
-    slurm, tmp_path, tmp_path_factory, fmnist_dir
-):
+    """One job meets both ways a cluster stops a run: its time limit (one minute, shorter
+    than the run; SLURM signals it, submitit requeues it), and then, once it has resumed and
+    trained an epoch, an operator's ``scontrol requeue``. Each start resumes after the last
+    epoch finished before it, and the run ends with the files of an uninterrupted one."""
     args = [
         "hydra/launcher=slurm",
         "hydra.launcher.cpus_per_task=1",
@@ -244,16 +209,37 @@ def test_a_job_with_a_time_limit_shorter_than_its_run_is_requeued_until_it_finis
         f"paths.data_dir={fmnist_dir}",
     ]
     sweep = tmp_path / "multirun" / "long"
+    requeued: list[int] = []  # the last epoch logged when the operator requeued the job
+
+    def requeue_once_it_has_resumed_and_trained() -> None:
+        log = job_log(sweep)
+        resumed = re.findall(r"after epoch (\d+) \(last\.ckpt\)", log)
+        trained = [int(n) for n in re.findall(r"epoch (\d+) trained", log)]
+        if requeued or not resumed or not trained or trained[-1] <= int(resumed[-1]):
+            return
+        (job,) = job_ids(sweep)
+        subprocess.run(["scontrol", "requeue", job], env=slurm, check=True)
+        requeued.append(trained[-1])
+
     proc = launch(args, tmp_path, slurm)
     with ThreadPoolExecutor(1) as pool:  # the reference trains while the job runs
         reference = pool.submit(uninterrupted, tmp_path_factory, fmnist_dir)
-        output = wait_for(proc, tmp_path, sweep, slurm)
+        output = wait_for(
+            proc, tmp_path, sweep, slurm, on_poll=requeue_once_it_has_resumed_and_trained
+        )
     assert proc.returncode == 0, output[-3000:]
+    assert requeued and requeued[0] < EPOCHS, "the job finished before it could be requeued"
     (run,) = [p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith(".")]
     log = job_log(sweep)
-    # SLURM signalled it at least once before its limit; submitit requeued it each time and
-    # each start resumed after the last finished epoch, the epochs strictly increasing.
-    assert log.count("timed-out") >= 1, log[-3000:]
     resumed = [int(n) for n in re.findall(r"after epoch (\d+) \(last\.ckpt\)", log)]
-    assert resumed and resumed == sorted(set(resumed)), resumed
+    # SLURM signalled the first start before its limit and submitit requeued it; the second
+    # start trained on until the operator's requeue (after epoch requeued[0] was logged; the
+    # next may have finished before SLURM stopped it). Every start resumed after a strictly
+    # later epoch, and the last trained only the epochs after its resume point.
+    assert log.count("timed-out") >= 1, log[-3000:]
+    assert len(resumed) >= 2 and resumed == sorted(set(resumed)), resumed
+    assert resumed[1] in (requeued[0], requeued[0] + 1), (resumed, requeued)
+    trained = [int(n) for n in re.findall(r"epoch (\d+) trained", log)]
+    last = trained[len(trained) - (EPOCHS - resumed[-1]) :]
+    assert last == list(range(resumed[-1] + 1, EPOCHS + 1)), (resumed, trained)
     assert_equal_files(run, reference.result())

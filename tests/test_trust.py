@@ -60,10 +60,19 @@ def train_shared(tmp_path: Path, fmnist_dir: Path):
 
 
 @pytest.fixture(scope="module")
-def trained_once(tmp_path_factory, fmnist_dir) -> Path:
+def module_data(tmp_path_factory, fmnist_dir) -> Path:
+    """The module's own copy of Fashion-MNIST, which its run trains on: a test may change a
+    file there to check that evaluate.py notices, and puts it back."""
+    data = tmp_path_factory.mktemp("data")
+    shutil.copytree(fmnist_dir / "FashionMNIST", data / "FashionMNIST")
+    return data
+
+
+@pytest.fixture(scope="module")
+def trained_once(tmp_path_factory, module_data) -> Path:
     """A finished tiny run (2 epochs, FGSM), trained once for the module."""
     out = tmp_path_factory.mktemp("shared")
-    result = train_shared(out, fmnist_dir)
+    result = train_shared(out, module_data)
     assert result.returncode == 0, result.stderr[-3000:]
     (root,) = (out / "multirun" / "shared").iterdir()
     return root
@@ -337,24 +346,23 @@ def test_a_really_full_disk_stops_the_run_with_one_line(tmp_path, fmnist_dir):
         subprocess.run(["umount", str(full)], check=True)
 
 
-def test_a_torchvision_file_replaced_after_training_is_refused(tmp_path, fmnist_dir):
-    data = tmp_path / "data"
-    shutil.copytree(fmnist_dir / "FashionMNIST", data / "FashionMNIST")
-    args = [*TINY_RUN, "task_name=tv", f"paths.root_dir={tmp_path}", f"paths.data_dir={data}"]
-    assert run_cli("train.py", *args, cwd=tmp_path).returncode == 0
-    (root,) = (tmp_path / "multirun" / "tv").iterdir()
-    recorded = json.loads((root / "summary.json").read_text())["data_sha256"]
+def test_a_torchvision_file_replaced_after_training_is_refused(run, tmp_path, module_data):
+    recorded = json.loads(run.summary_json.read_text())["data_sha256"]
     assert sorted(recorded) == [
         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte",
         "train-images-idx3-ubyte", "train-labels-idx1-ubyte",
     ]  # fmt: skip
-    labels = data / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte"
-    raw = bytearray(labels.read_bytes())
-    raw[8:12] = bytes((b + 1) % 10 for b in raw[8:12])  # four test labels changed
-    labels.write_bytes(bytes(raw))
-    before = digests(root)
-    result = run_cli("evaluate.py", f"run_dir={root}", "wandb=false", cwd=tmp_path)
+    labels = module_data / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    raw = labels.read_bytes()
+    changed = bytearray(raw)
+    changed[8:12] = bytes((b + 1) % 10 for b in raw[8:12])  # four test labels changed
+    before = digests(run.root)
+    try:
+        labels.write_bytes(bytes(changed))
+        result = run_cli("evaluate.py", f"run_dir={run.root}", "wandb=false", cwd=tmp_path)
+    finally:
+        labels.write_bytes(raw)
     said = result.stdout + result.stderr
     assert result.returncode == 2, said[-3000:]
     assert "t10k-labels-idx1-ubyte under " in said and "differ from the files" in said
-    assert digests(root) == before
+    assert digests(run.root) == before

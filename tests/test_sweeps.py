@@ -250,28 +250,38 @@ def test_sigkill_in_training_and_in_replay_then_rerun_equals_an_uninterrupted_ru
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_sigterm_and_sigint_stop_with_their_status_and_the_next_launch_resumes(
-    tmp_path, fmnist_dir, sig
+def test_sigterm_and_sigint_stop_with_their_status_and_each_next_launch_resumes(
+    tmp_path, fmnist_dir
 ):
+    """SIGTERM (a scheduler's stop, exit 143) in the first launch, SIGINT (Ctrl-C, exit 130)
+    in the second: each writes no DONE, the next launch resumes after the last finished
+    epoch, and the third trains the rest and finishes."""
     args = [
         f"paths.root_dir={tmp_path}",
         f"paths.data_dir={fmnist_dir}",
         *TINY,
-        "trainer.max_epochs=3",
+        "trainer.max_epochs=5",
         "data.train_subset=3000",
     ]
-    output = kill_when(args, tmp_path, "last.ckpt", sig=sig)  # between epochs; 143 or 130
-    assert f"stopped by {signal.Signals(sig).name}; no DONE written" in output
-    (run,) = (tmp_path / "multirun" / "debug").iterdir()
-    assert not (run / "DONE").exists()
-    done = completed_epochs(run)
-    assert done >= 1
+    done = 0
+    # The first stop between epochs 1 and 2; the second once the resumed launch has written a
+    # snapshot two epochs on (one the first launch cannot have left behind).
+    for sig, marker in ((signal.SIGTERM, "last.ckpt"), (signal.SIGINT, None)):
+        output = kill_when(args, tmp_path, marker or f"epoch_{done + 2:03d}.pt", sig=sig)
+        assert f"stopped by {signal.Signals(sig).name}; no DONE written" in output
+        if done:
+            assert f"after epoch {done} (last.ckpt)" in output
+        (run,) = (tmp_path / "multirun" / "debug").iterdir()
+        assert not (run / "DONE").exists()
+        stopped_after = completed_epochs(run)
+        assert stopped_after > done  # it trained on after each resume
+        done = stopped_after
+    assert done < 5
     result = run_cli("train.py", *args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     output = result.stdout + result.stderr
     assert f"after epoch {done} (last.ckpt)" in output
-    assert trained_epochs(output) == list(range(done + 1, 4)) and (run / "DONE").is_file()
+    assert trained_epochs(output) == list(range(done + 1, 6)) and (run / "DONE").is_file()
 
 
 @pytest.mark.slow

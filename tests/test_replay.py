@@ -17,6 +17,10 @@ from tests.conftest import compose_cfg, evaluate_cfg, run_cli
 pytestmark = pytest.mark.slow
 
 
+#: Sources the module's run crafts its attacks on (evaluate's own test replays 50).
+SOURCES = 120
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, fmnist_dir):
     out = tmp_path_factory.mktemp("replay")
@@ -26,7 +30,7 @@ def trained(tmp_path_factory, fmnist_dir):
             "trainer.max_epochs=3",
             "data.train_subset=6000",
             "data.test_subset=1000",
-            "replay.n_images=200",
+            f"replay.n_images={SOURCES}",
             "metrics.clever.n_images=4",
             "metrics.clever.pool_factor=2",
             "metrics.robust_accuracy.nb_iter=3",
@@ -63,7 +67,7 @@ def test_replay_writes_the_contract(trained):
         and epochs[["asr_fgsm", "asr_pgd", "asr_cw"]].notna().all().all()
     )
     distances = pd.read_csv(run.distances_csv).set_index("attack")
-    assert list(distances.index) == ["fgsm", "pgd", "cw"] and (distances["n"] == 200).all()
+    assert list(distances.index) == ["fgsm", "pgd", "cw"] and (distances["n"] == SOURCES).all()
     summary = json.loads(run.summary_json.read_text())
     classes = {
         "fgsm": "advertorch.attacks.one_step_gradient.GradientSignAttack",
@@ -72,7 +76,7 @@ def test_replay_writes_the_contract(trained):
     }
     for name, cls in classes.items():
         saved = torch.load(run.attack_set(name), weights_only=True)
-        assert saved["best_epoch"] == summary["best_epoch"] and len(saved["indices"]) == 200
+        assert saved["best_epoch"] == summary["best_epoch"] and len(saved["indices"]) == SOURCES
         assert saved["params"]["attack"] == cls
 
 
@@ -85,7 +89,7 @@ def test_attacks_fool_the_best_snapshot(trained):
     assert epochs.loc[best, "asr_cw"] >= 0.9
     assert distances.loc["cw", "l2_mean"] < 0.5 * distances.loc["fgsm", "l2_mean"]
     assert distances.loc["fgsm", "linf_mean"] == pytest.approx(0.3, abs=1e-6)
-    assert distances.loc["fgsm", "n_fooled"] == round(epochs.loc[best, "asr_fgsm"] * 200)
+    assert distances.loc["fgsm", "n_fooled"] == round(epochs.loc[best, "asr_fgsm"] * SOURCES)
 
 
 def test_asr_equals_one_minus_accuracy_recomputed_from_the_saved_set(trained, fmnist_dir):

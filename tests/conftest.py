@@ -45,6 +45,24 @@ def _share_the_cores() -> None:
 _share_the_cores()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The longest modules first. pytest-xdist's worksteal gives each worker a contiguous
+    share of this list and lets an idle worker take the end of a busy one's share; with the
+    real SLURM tests (they hold a worker for minutes) at the head and the modules that train
+    (marked ``slow``) next, every share ends in short tests and the workers finish together.
+    A module stays whole, so its module-scoped runs train once."""
+    modules: dict[Path, list[pytest.Item]] = {}
+    for item in items:
+        modules.setdefault(Path(item.path), []).append(item)
+
+    def rank(path: Path) -> int:
+        if path.name == "test_slurm.py":
+            return 0
+        return 1 if any(item.get_closest_marker("slow") for item in modules[path]) else 2
+
+    items[:] = [item for path in sorted(modules, key=rank) for item in modules[path]]
+
+
 # A real run in seconds: 2 epochs on 500 Fashion-MNIST images, one attack, no CLEVER.
 TINY_RUN = [
     "regime=overfit",

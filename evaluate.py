@@ -16,10 +16,10 @@ def main(cfg: DictConfig) -> None:
     # Lightning takes seconds to import: the run directory is checked first, without it.
     from advfit.rundir import open_run_to_evaluate
 
-    open_run_to_evaluate(cfg)
+    opened = open_run_to_evaluate(cfg)
     from advfit.tasks import evaluate
 
-    evaluate(cfg)
+    evaluate(cfg, opened)
 
 
 if __name__ == "__main__":

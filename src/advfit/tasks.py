@@ -227,15 +227,17 @@ def command_line_overrides() -> list[str]:
         return []
 
 
-def evaluate(cfg: DictConfig) -> dict[str, Any]:
+def evaluate(cfg: DictConfig, opened: tuple[RunDir, DictConfig] | None = None) -> dict[str, Any]:
     """Replay a finished or interrupted run directory with its own saved config.
 
     ``cfg.attack`` (when given) replaces the run's attacks and ``cfg.replay.n_images`` (when
     given) its number of images; nothing is retrained. Everything is checked first and
     nothing changes when a check fails; ``DONE`` is removed while the run's files change and
-    written again at the end when training had completed.
+    written again at the end when training had completed. ``opened``: what
+    :func:`advfit.rundir.open_run_to_evaluate` returned for ``cfg``, when the caller checked
+    the run directory already.
     """
-    run, run_cfg = open_run_to_evaluate(cfg)
+    run, run_cfg = opened or open_run_to_evaluate(cfg)
     given = cfg.get("attack")
     if "attack=[]" in command_line_overrides():  # not "the run's own attacks": refused
         check_attacks_given([])

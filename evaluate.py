@@ -14,12 +14,17 @@ from advfit.cli import reports_user_errors, run_entry
 @reports_user_errors
 def main(cfg: DictConfig) -> None:
     # Lightning takes seconds to import: the run directory is checked first, without it.
-    from advfit.rundir import open_run_to_evaluate
+    from advfit.config import check_cpu_threads
+    from advfit.trust import open_run_to_evaluate
 
+    check_cpu_threads(cfg)
     opened = open_run_to_evaluate(cfg)
-    from advfit.tasks import evaluate
+    from advfit.tasks import evaluate, replayed_table
 
-    evaluate(cfg, opened)
+    summary = evaluate(cfg, opened)
+    # The CLI's final summary: each snapshot's accuracy and, per attack, the paper's ASR, the
+    # ASR among the sources it classifies correctly, and how many those are.
+    print(f"\n{replayed_table(opened[0])}\nbest epoch {summary['best_epoch']}: {opened[0].root}")
 
 
 if __name__ == "__main__":

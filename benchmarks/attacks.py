@@ -26,9 +26,10 @@ import torch
 
 from advfit.attacks import Attack, frozen
 from advfit.attacks.advertorch_compat import attacks as advertorch_attacks
+from advfit.files import atomic_torch_save
 from advfit.models import LeNet
 from advfit.replay import AdversarialSet, Replay, predict
-from advfit.rundir import RunDir, atomic_torch_save
+from advfit.rundir import RunDir
 from benchmarks.common import interleaved, ratios, spread
 
 SHAPE = (1, 32, 32)

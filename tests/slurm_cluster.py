@@ -2,13 +2,19 @@
 
 Needs root and Debian's ``slurm-wlm`` and ``munge`` (``make install`` installs them on Debian as
 root). :func:`start` returns the environment that reaches the cluster, or raises
-:class:`Unavailable` saying why it cannot run here.
+:class:`Unavailable` saying why it cannot run here; :func:`stop` stops the daemons it started.
+
+The cluster is the tests' own: its controller and node daemons listen on their own ports
+(:data:`PORTS`) with their own state, pid and log files under :data:`HOME`, so a SLURM that
+already runs on the machine is neither used nor disturbed, and only the daemons started here
+are stopped. munged (authentication, not SLURM) is shared when one runs already.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -16,6 +22,12 @@ from pathlib import Path
 
 HOME = Path("/tmp/advfit-slurm")
 CONF = HOME / "slurm.conf"
+#: slurmctld's and slurmd's ports: not SLURM's defaults (6817, 6818), which a cluster already
+#: on the machine would hold.
+PORTS = (6917, 6918)
+#: The daemons :func:`start` started, one pid file per line: what :func:`stop` stops.
+STARTED = HOME / "started"
+MUNGE_PID = Path("/run/munge/munged.pid")
 
 
 class Unavailable(RuntimeError):
@@ -27,6 +39,8 @@ def _config(host: str) -> str:
     memory_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
     return f"""ClusterName=advfit
 SlurmctldHost={host}
+SlurmctldPort={PORTS[0]}
+SlurmdPort={PORTS[1]}
 AuthType=auth/munge
 CredType=cred/munge
 ProctrackType=proctrack/linuxproc
@@ -53,8 +67,14 @@ PartitionName=debug Nodes={host} Default=YES MaxTime=INFINITE State=UP
 """
 
 
-def _running(name: str) -> bool:
-    return subprocess.run(["pgrep", "-x", name], capture_output=True).returncode == 0
+def _pid(pid_file: Path) -> int | None:
+    """The pid in ``pid_file`` when that process runs, else None."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
 
 
 def _wait(check, seconds: float, what: str) -> None:
@@ -66,9 +86,15 @@ def _wait(check, seconds: float, what: str) -> None:
     raise Unavailable(f"{what} did not come up within {seconds:g} s (logs under {HOME})")
 
 
+def _started(pid_file: Path) -> None:
+    with STARTED.open("a") as f:
+        f.write(f"{pid_file}\n")
+
+
 def start() -> dict[str, str]:
-    """Start munged, slurmctld and slurmd when they are not running; return the environment
-    (``SLURM_CONF``) under which sbatch, squeue and scontrol reach the cluster."""
+    """Start munged when none runs, and this cluster's slurmctld and slurmd when they do not
+    run; return the environment (``SLURM_CONF``) under which sbatch, squeue and scontrol
+    reach this cluster."""
     if os.geteuid() != 0:
         raise Unavailable("starting SLURM needs root")
     for daemon in ("munged", "slurmctld", "slurmd", "sbatch"):
@@ -85,14 +111,19 @@ def start() -> dict[str, str]:
     text = _config(host)
     if not CONF.is_file() or CONF.read_text() != text:
         CONF.write_text(text)
-    if not _running("munged"):
+    munge_running = subprocess.run(["pgrep", "-x", "munged"], capture_output=True)
+    if munge_running.returncode != 0:
         Path("/run/munge").mkdir(exist_ok=True)
         shutil.chown("/run/munge", "munge", "munge")
         subprocess.run(["runuser", "-u", "munge", "--", "/usr/sbin/munged"], check=True)
-    if not _running("slurmctld"):
-        subprocess.run(["/usr/sbin/slurmctld", "-f", str(CONF)], check=True, env=env)
-    if not _running("slurmd"):
-        subprocess.run(["/usr/sbin/slurmd", "-f", str(CONF)], check=True, env=env)
+        _wait(lambda: _pid(MUNGE_PID) is not None, 20, "munged")
+        _started(MUNGE_PID)
+    for daemon in ("slurmctld", "slurmd"):
+        pid_file = HOME / f"{daemon}.pid"
+        if _pid(pid_file) is None:
+            subprocess.run([f"/usr/sbin/{daemon}", "-f", str(CONF)], check=True, env=env)
+            _wait(lambda f=pid_file: _pid(f) is not None, 30, daemon)
+            _started(pid_file)
 
     def idle() -> bool:
         out = subprocess.run(
@@ -104,6 +135,30 @@ def start() -> dict[str, str]:
     return env
 
 
+def stop() -> list[str]:
+    """Stop the daemons :func:`start` started (slurmd, slurmctld, then munged), and only those;
+    returns their pid files' names."""
+    if not STARTED.is_file():
+        return []
+    stopped = []
+    for line in reversed(STARTED.read_text().split()):
+        pid_file = Path(line)
+        pid = _pid(pid_file)
+        if pid is not None:
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + 30
+            while _pid(pid_file) == pid and time.monotonic() < deadline:
+                time.sleep(0.2)
+            stopped.append(pid_file.name)
+    STARTED.unlink()
+    return stopped
+
+
 if __name__ == "__main__":
-    start()
-    print(f"SLURM is up: export SLURM_CONF={CONF}")
+    import sys
+
+    if sys.argv[1:] == ["stop"]:
+        print("stopped:", ", ".join(stop()) or "nothing (none was started here)")
+    else:
+        start()
+        print(f"SLURM is up: export SLURM_CONF={CONF} (python -m tests.slurm_cluster stop)")

@@ -43,6 +43,8 @@ def record_learning(run: RunDir, n_classes: int = 10, n_val: int = 1000) -> None
     summary = json.loads(run.summary_json.read_text())
     summary["learned"] = {"n_classes": n_classes, "n_val": n_val}
     run.summary_json.write_text(json.dumps(summary))
+    if run.is_done():
+        run.mark_done()  # DONE vouches for summary.json's contents
 
 
 def test_the_chance_band_is_the_upper_end_of_guessings_95_percent_interval():
@@ -156,9 +158,11 @@ def test_a_snapshot_that_predicts_one_class_has_no_asr():
     y = torch.arange(20) % 10
     adv = AdversarialSet.__new__(AdversarialSet)
     adv.x_adv, adv.labels = torch.rand(5, 1, 8, 8), torch.tensor([3, 3, 1, 2, 4])
+    adv.indices = torch.tensor([3, 13, 1, 2, 4])  # sources of those labels
     row = classify(OneClass(), x, y, {"fgsm": adv}, batch_size=8)
     assert row["test_acc"] == pytest.approx(0.1)  # the images of class 3
     assert math.isnan(row["asr_fgsm"])  # not 0.4 (the adversarials not labelled 3)
+    assert math.isnan(row["asr_fgsm_given_correct"]) and row["n_correct_fgsm"] == 2
 
 
 @pytest.mark.slow

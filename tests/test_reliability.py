@@ -14,9 +14,10 @@ import pytest
 from advfit.config import run_dir_name
 from advfit.data import CustomDataModule, DataError
 from advfit.errors import ConfigError, RunError
+from advfit.files import atomic_write_text
+from advfit.identity import config_differences
 from advfit.report.collect import ReportError, collect
-from advfit.rundir import RunDir, atomic_write_text
-from advfit.sweep import config_differences
+from advfit.rundir import RunDir
 from advfit.tasks import evaluate, train
 from tests.conftest import TINY_RUN as TINY
 from tests.conftest import compose_cfg, evaluate_cfg, run_cli
@@ -150,7 +151,9 @@ def test_evaluate_refuses_bad_values_through_any_run_dir_name(run_copy, tmp_path
 
 
 def test_evaluate_refuses_epochs_that_disagree_with_the_snapshots(run_copy):
+    """In an unfinished run (a finished one's epochs.csv is refused by DONE's digests)."""
     run = RunDir(run_copy)
+    run.unmark_done()
     run.epochs_csv.write_text("\n".join(run.epochs_csv.read_text().splitlines()[:2]) + "\n")
     before = snapshot_of(run_copy)
     with pytest.raises(RunError, match=r"lists epochs 1-1 but .* snapshots of epochs 1-2"):
@@ -163,6 +166,8 @@ def test_evaluate_refuses_epochs_that_disagree_with_the_snapshots(run_copy):
 
 
 def test_evaluate_refuses_a_corrupt_config(run_copy):
+    """In an unfinished run (a finished one's config is refused by DONE's digests)."""
+    RunDir(run_copy).unmark_done()
     RunDir(run_copy).config.write_text("data: [unclosed\n  : :")
     before = snapshot_of(run_copy)
     with pytest.raises(RunError, match=r"config.yaml is not a readable config"):

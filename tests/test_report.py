@@ -173,8 +173,11 @@ def test_report_end_to_end_writes_figures_tables_and_verdict(sweep):
     text = (out / "report.md").read_text()
     assert "left out (no DONE): 1" in text
     # The fixture follows the paper's trend in both regimes.
-    assert "- cifar10, normal, fgsm: holds: ASR rises with test accuracy" in text
-    assert "- cifar10, overfit, fgsm: holds: the runs overfit: validation accuracy falls" in text
+    assert "- cifar10, normal, fgsm (paper's ASR): holds: ASR rises with test accuracy" in text
+    assert (
+        "- cifar10, overfit, fgsm (paper's ASR): holds: the runs overfit: validation accuracy "
+        "falls" in text
+    )
     assert (
         "| **holds** |" in text and "*Figure 4. Progression in the no-overfitting regime.*" in text
     )
@@ -200,7 +203,10 @@ def test_figure_panels_and_error_bars(sweep):
         "cifar10 (3 folds)",
         "one fold (1 fold)",
     ]
-    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["test accuracy", "ASR FGSM"]
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == [
+        "test accuracy",
+        "ASR FGSM (paper's)",
+    ]
     assert axes[0].collections and not axes[1].collections  # error bars only with folds > 1
     # The caption stands beside the image (report, W&B), not in it as well.
     assert fig._suptitle is None and not fig.texts
@@ -542,3 +548,39 @@ def test_the_runs_table_says_where_each_run_was_computed(tmp_path):
         "not recorded",
     ]
     assert "<td>NVIDIA H200</td>" in page and "Computed on: NVIDIA H200 (2 runs)" in page
+
+
+def test_ctrl_c_during_the_report_leaves_the_previous_one_whole(sweep):
+    """The report is drawn into a draft folder beside --out and swapped in at the end: SIGINT
+    while it draws exits 130 with one line and leaves the previous report as it was."""
+    import hashlib
+    import signal
+    import time
+
+    assert main([str(sweep), "--wandb", "disabled"]) == 0
+    out = sweep / "report"
+
+    def files() -> dict[str, str]:
+        return {
+            p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(out.rglob("*"))
+            if p.is_file()
+        }
+
+    before = files()
+    assert "report.md" in before and "fig3.png" in before
+    job = subprocess.Popen(
+        [sys.executable, "-m", "advfit.report", str(sweep), "--wandb", "disabled"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not list(sweep.glob(".report.draft-*/*.png")):
+        assert job.poll() is None and time.monotonic() < deadline, "the report ended first"
+        time.sleep(0.005)
+    job.send_signal(signal.SIGINT)
+    stdout, stderr = job.communicate(timeout=60)
+    assert job.returncode == 130, stderr
+    assert stderr.strip().splitlines() == [f"stopped by SIGINT: {out} is as it was before"]
+    assert files() == before and not list(sweep.glob(".report.*"))

@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -56,14 +57,18 @@ COMPARED = ("epochs.csv", "distances.csv", "clever.csv")
 
 
 @pytest.fixture(scope="module")
-def slurm() -> dict[str, str]:
-    """The environment that reaches the cluster (started once; pytest-xdist workers share it)."""
+def slurm() -> Iterator[dict[str, str]]:
+    """The environment that reaches the tests' own cluster, started for this module (it stays
+    whole on one pytest-xdist worker) and stopped after it: the daemons it started, only."""
     slurm_cluster.HOME.mkdir(parents=True, exist_ok=True)
     try:
         with file_lock(slurm_cluster.HOME / "start.lock", wait=True):
-            return slurm_cluster.start()
+            env = slurm_cluster.start()
     except slurm_cluster.Unavailable as why:
         pytest.skip(f"SLURM cannot run here: {why}")
+    yield env
+    with file_lock(slurm_cluster.HOME / "start.lock", wait=True):
+        slurm_cluster.stop()
 
 
 def squeue(env: dict[str, str]) -> list[tuple[str, str, str]]:
@@ -190,7 +195,11 @@ def test_a_two_by_two_sweep_runs_on_slurm_and_its_report_builds(slurm, tmp_path,
     report = (sweep / "report" / "report.md").read_text()
     assert "Finished runs: 4; left out (no DONE): 0" in report
     verdict = pd.read_csv(sweep / "report" / "verdict.csv")
-    assert sorted(verdict["regime"]) == ["normal", "overfit"] and set(verdict["folds"]) == {2}
+    # A row per regime and reading of the ASR (the paper's, and among correct sources).
+    assert sorted(zip(verdict["regime"], verdict["asr"], strict=True)) == [
+        ("normal", "given correct"), ("normal", "paper's"),
+        ("overfit", "given correct"), ("overfit", "paper's"),
+    ] and set(verdict["folds"]) == {2}  # fmt: skip
 
 
 def test_a_job_past_its_time_limit_and_requeued_by_hand_resumes_after_its_last_epoch(
@@ -243,3 +252,22 @@ def test_a_job_past_its_time_limit_and_requeued_by_hand_resumes_after_its_last_e
     last = trained[len(trained) - (EPOCHS - resumed[-1]) :]
     assert last == list(range(resumed[-1] + 1, EPOCHS + 1)), (resumed, trained)
     assert_equal_files(run, reference.result())
+
+
+def test_the_tests_stop_only_the_daemons_they_started(tmp_path, monkeypatch):
+    """stop() ends the processes whose pid files start() listed, and nothing else: a daemon
+    that ran before the tests (here, a stand-in process) is left running."""
+    ours, theirs = (subprocess.Popen(["sleep", "300"]) for _ in range(2))
+    try:
+        for name, process in (("ours.pid", ours), ("theirs.pid", theirs)):
+            (tmp_path / name).write_text(f"{process.pid}\n")
+        started = tmp_path / "started"
+        started.write_text(f"{tmp_path / 'ours.pid'}\n")
+        monkeypatch.setattr(slurm_cluster, "STARTED", started)
+        assert slurm_cluster.stop() == ["ours.pid"]
+        assert ours.wait(timeout=30) == -15 and theirs.poll() is None
+        assert not started.exists() and slurm_cluster.stop() == []
+    finally:
+        for process in (ours, theirs):
+            process.kill()
+            process.wait()

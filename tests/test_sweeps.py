@@ -1,5 +1,6 @@
 """Sweeps that scale and survive: ranges, stable directories, resume after a kill, launchers."""
 
+import json
 import os
 import re
 import signal
@@ -14,7 +15,8 @@ import torch
 import yaml
 
 from advfit.errors import ConfigError
-from advfit.sweep import config_differences, expand_range, progress, write_manifest
+from advfit.identity import config_differences
+from advfit.sweep import expand_range, progress, write_manifest
 from tests.conftest import ROOT, run_cli, user_env
 from tests.wandb_history import history, offline_runs
 
@@ -116,6 +118,11 @@ def test_the_users_literal_command_makes_ten_runs_and_a_rerun_skips_them(tmp_pat
     again = run_cli("train.py", *args, cwd=tmp_path)
     assert again.returncode == 0 and (again.stdout + again.stderr).count("skipping") == 10
     assert sweep_dirs(tmp_path) == names
+    # Both launches stay recorded, each with its composed config.
+    sweep = tmp_path / "multirun" / "debug"
+    launches = json.loads((sweep / "sweep.json").read_text())["launches"]
+    assert [len(launch["runs"]) for launch in launches] == [10, 10]
+    assert all((sweep / launch["config"]).is_file() for launch in launches)
 
     # The report reads the sweep's run directories: two groups of five folds.
     from advfit.report.__main__ import main as report
@@ -123,10 +130,9 @@ def test_the_users_literal_command_makes_ten_runs_and_a_rerun_skips_them(tmp_pat
     assert report([str(tmp_path / "multirun" / "debug")]) == 0
     text = (tmp_path / "multirun" / "debug" / "report" / "report.md").read_text()
     assert "Finished runs: 10; left out (no DONE): 0" in text
-    assert (
-        text.count("fashion_mnist, normal, fgsm") == 1
-        and text.count("fashion_mnist, overfit, fgsm") == 1
-    )
+    for regime in ("normal", "overfit"):
+        for reading in ("paper's", "given correct"):
+            assert text.count(f"fashion_mnist, {regime}, fgsm ({reading} ASR): ") == 1
     assert (tmp_path / "multirun" / "debug" / "report" / "fig4.png").is_file()
 
 
@@ -395,3 +401,36 @@ def test_up_front_checks_do_not_import_lightning(command, checked, refused):
     imported = {line.split("|")[-1].strip() for line in out.stderr.splitlines() if "|" in line}
     assert checked <= imported  # the checks ran ...
     assert not {"pytorch_lightning", "torchmetrics"} & imported  # ... without Lightning
+
+
+def test_every_launch_of_a_sweep_stays_in_its_manifest(tmp_path, monkeypatch):
+    from advfit.sweep import read_manifest
+
+    # A manifest of an earlier version (one launch, rewritten each time) reads as one launch.
+    (tmp_path / "sweep.json").write_text(json.dumps({"started": 5.0, "runs": ["old"]}))
+    monkeypatch.setattr("advfit.sweep.time.time", lambda: 10.0)
+    kept = write_manifest(tmp_path, [tmp_path / "a", tmp_path / "b"], ["fold=0,1"])
+    monkeypatch.setattr("advfit.sweep.time.time", lambda: 20.0)
+    second = write_manifest(tmp_path, [tmp_path / "c"], ["fold=2"])
+    launches = json.loads((tmp_path / "sweep.json").read_text())["launches"]
+    assert [(x["started"], x["runs"], x.get("overrides")) for x in launches] == [
+        (5.0, ["old"], None),
+        (10.0, ["a", "b"], ["fold=0,1"]),
+        (20.0, ["c"], ["fold=2"]),
+    ]
+    assert (kept.name, second.name) == ("multirun.1.yaml", "multirun.2.yaml")
+    assert read_manifest(tmp_path) == (20.0, ["c"])  # progress reads the newest launch
+
+
+def test_a_refused_launch_leaves_no_run_folder(tmp_path):
+    """Hydra makes the run's folder (its log, .hydra/launch) before the checks refuse fold=9:
+    the refusal takes it away again, and the sweep folder it made, now empty."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "fold=9", "task_name=refused"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "ADVFIT_ROOT": str(tmp_path)},
+    )
+    assert result.returncode == 2 and "fold=9 is invalid" in result.stdout + result.stderr
+    assert not (tmp_path / "multirun" / "refused").exists()

@@ -6,8 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +21,7 @@ import yaml
 from advfit.report.__main__ import main as report
 from advfit.rundir import RunDir
 from advfit.trust import check_targets
-from tests.conftest import TINY_RUN, run_cli
+from tests.conftest import ROOT, TINY_RUN, run_cli, user_env
 from tests.test_report import distances, trend, write_run
 
 pytestmark = pytest.mark.slow
@@ -120,6 +123,8 @@ def test_a_planted_resume_point_is_not_loaded(run, tmp_path, fmnist_dir):
     ],
 )
 def test_a_planted_target_in_the_runs_config_is_not_built(run, tmp_path, key, node):
+    """In an unfinished run (a finished one's config is refused by DONE's digests first)."""
+    run.unmark_done()
     marker = tmp_path / "ran"
     config = yaml.safe_load(run.config.read_text())
     if node == "pickle":
@@ -160,7 +165,7 @@ def test_a_failed_evaluate_leaves_the_run_as_it_was(run, tmp_path):
     # ... and in a run of an earlier version, which recorded none, loading it does, before
     # anything changes.
     summary = json.loads(run.summary_json.read_text())
-    del summary["digests"]
+    del summary["digests"], summary["learned"]  # both came the same day
     run.summary_json.write_text(json.dumps(summary))
     before = digests(run.root)
     result = run_cli(
@@ -216,8 +221,8 @@ def test_done_without_results_is_not_a_finished_run(run, tmp_path, fmnist_dir):
 
 
 def test_an_adversarial_set_crafted_on_other_weights_is_not_reused(run, tmp_path):
+    from advfit.files import sha256_file
     from advfit.replay.crafting import AdversarialSet
-    from advfit.rundir import sha256_file
 
     path = run.attack_set("fgsm")
     foreign = AdversarialSet.load(path)
@@ -245,22 +250,40 @@ def test_a_name_that_leaves_the_sweep_directory_writes_nothing(tmp_path):
     assert not list(tmp_path.rglob("*.log")) and not list(tmp_path.rglob(".hydra"))
 
 
-def test_a_custom_data_file_rewritten_under_the_same_path_is_refused(tmp_path, fmnist_dir):
+def wait_for_file(path: Path, process: subprocess.Popen, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.is_file():
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"{path} did not appear"
+        time.sleep(0.02)
+
+
+def test_a_data_file_rewritten_between_a_kill_and_a_resume_is_never_mixed_in(tmp_path, fmnist_dir):
+    """SIGKILL after epoch 2, the .npz rewritten under the same path: the resume is refused
+    (so are an edited epochs.csv row and, once the run is complete and its DONE removed, a
+    relaunch or evaluate.py that would replay the cached sets on the new file); on the file
+    it was trained on, the same command resumes after its last epoch."""
     import numpy as np
 
     from advfit.data import FashionMNISTDataModule
 
     source = FashionMNISTDataModule(data_dir=str(fmnist_dir), download=False)
     source.setup()
-    npz = tmp_path / "set.npz"
     x, y = source.x_train.numpy(), source.y_train.numpy()
-    np.savez(npz, x_train=x[:600], y_train=y[:600], x_test=x[600:800], y_test=y[600:800])
+    npz = tmp_path / "big.npz"
+
+    def write(first_test: int) -> None:
+        test = slice(first_test, first_test + 200)
+        np.savez(npz, x_train=x[:1200], y_train=y[:1200], x_test=x[test], y_test=y[test])
+
+    write(2000)
+    old = hashlib.sha256(npz.read_bytes()).hexdigest()
     args = [
         "data=custom",
         f"data.path={npz}",
         "data.name=mine",
         "regime=overfit",
-        "trainer.max_epochs=2",
+        "trainer.max_epochs=15",
         "attack=[fgsm]",
         "replay.n_images=20",
         "metrics=none",
@@ -268,15 +291,67 @@ def test_a_custom_data_file_rewritten_under_the_same_path_is_refused(tmp_path, f
         "task_name=custom",
         f"paths.root_dir={tmp_path}",
     ]
-    assert run_cli("train.py", *args, cwd=tmp_path).returncode == 0
-    (root,) = (tmp_path / "multirun" / "custom").iterdir()
-    np.savez(npz, x_train=x[:600], y_train=y[:600], x_test=x[800:1000], y_test=y[800:1000])
+    job = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *args],
+        cwd=tmp_path,
+        env=user_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    (root,) = wait_for_dir(tmp_path / "multirun" / "custom", job)
+    run = RunDir(root)
+    wait_for_file(run.snapshot(2), job)
+    job.kill()
+    job.wait()
+    assert run.inputs_json.is_file() and not run.summary_json.exists()
+    write(2200)  # other test images under the same name
+    new = hashlib.sha256(npz.read_bytes()).hexdigest()
     before = digests(root)
-    result = run_cli("evaluate.py", f"run_dir={root}", "wandb=false", cwd=tmp_path)
+    result = run_cli("train.py", *args, cwd=tmp_path)
     said = result.stdout + result.stderr
     assert result.returncode == 2, said[-3000:]
-    assert f"data.path={npz} is not the file {root.name} was trained on" in said
+    assert f"{root.name} was trained on other data than it would read now" in said
+    assert f"sha256 {old[:12]}... in inputs.json" in said and f"{new[:12]}... now" in said
+    assert "Traceback" not in said and digests(root) == before and not run.is_done()
+
+    write(2000)  # the file it was trained on, but an epochs.csv row edited meanwhile
+    epochs = pd.read_csv(run.epochs_csv)
+    edited = epochs.copy()
+    edited.loc[0, "val_acc"] = 0.999
+    edited.to_csv(run.epochs_csv, index=False)
+    result = run_cli("train.py", *args, cwd=tmp_path)
+    said = result.stdout + result.stderr
+    assert result.returncode == 2 and "says val_acc=0.999 at epoch 1" in said, said[-3000:]
+    run.write_epochs(epochs)
+
+    result = run_cli("train.py", *args, cwd=tmp_path)
+    said = result.stdout + result.stderr
+    assert result.returncode == 0 and run.is_done(), said[-3000:]
+    resumed = int(re.search(r"resuming \S+ after epoch (\d+)", said)[1])
+    # SIGKILL came after epoch 2's snapshot, so at most epoch 2 is trained again.
+    assert resumed >= 1 and f"epoch {resumed + 1} trained:" in said
+    assert f"epoch {resumed} trained:" not in said
+
+    run.unmark_done()  # a finished run relaunched on a rewritten file
+    write(2200)
+    before = digests(root)
+    for script, extra in (("train.py", args), ("evaluate.py", [f"run_dir={root}", "wandb=false"])):
+        result = run_cli(script, *extra, cwd=tmp_path)
+        said = result.stdout + result.stderr
+        assert result.returncode == 2, (script, said[-3000:])
+        assert "was trained on other data than it would read now" in said
+        assert "reusing" not in said
     assert digests(root) == before
+
+
+def wait_for_dir(parent: Path, process: subprocess.Popen, seconds: float = 60) -> list[Path]:
+    deadline = time.monotonic() + seconds
+    while not (parent.is_dir() and list(parent.iterdir())):
+        assert process.poll() is None, process.communicate()[1][-3000:]
+        assert time.monotonic() < deadline, f"nothing appeared under {parent}"
+        time.sleep(0.05)
+    return list(parent.iterdir())
 
 
 def test_a_garbage_summary_is_one_line_and_changes_nothing(run, tmp_path, fmnist_dir):
@@ -340,7 +415,7 @@ def test_a_really_full_disk_stops_the_run_with_one_line(tmp_path, fmnist_dir):
         )
         said = result.stdout + result.stderr
         assert result.returncode == 2, said[-3000:]
-        assert "no space left on the device" in said and "Traceback" not in said
+        assert "no space left on the device writing " in said and "Traceback" not in said
         assert not list(full.rglob("DONE"))
     finally:
         subprocess.run(["umount", str(full)], check=True)
@@ -364,5 +439,130 @@ def test_a_torchvision_file_replaced_after_training_is_refused(run, tmp_path, mo
         labels.write_bytes(raw)
     said = result.stdout + result.stderr
     assert result.returncode == 2, said[-3000:]
-    assert "t10k-labels-idx1-ubyte under " in said and "differ from the files" in said
+    assert f"{run.root.name} was trained on other data than it would read now" in said
+    assert "(t10k-labels-idx1-ubyte changed): sha256 {t10k-labels-idx1-ubyte: " in said
     assert digests(run.root) == before
+
+
+@pytest.mark.parametrize("done", [True, False], ids=["done", "unfinished"])
+@pytest.mark.parametrize("loader", ["pandas.read_pickle", "torch.load"])
+def test_a_resolver_in_a_saved_config_runs_nothing(run, tmp_path, loader, done):
+    """``${oc.create:{_target_: ...}}`` in a run's saved config would build a target while the
+    config resolves, before any target check: refused before anything is built, DONE or not."""
+    marker = tmp_path / "ran"
+    pickle = tmp_path / "evil.pkl"
+    torch.save(Payload(marker), pickle)  # a pickle that pandas.read_pickle and torch.load run
+    path = "filepath_or_buffer" if loader.startswith("pandas") else "f"
+    extra = "" if loader.startswith("pandas") else ", weights_only: false"
+    evil = f"${{oc.create:{{_target_: {loader}, {path}: {pickle}{extra}}}}}"
+    config = yaml.safe_load(run.config.read_text())
+    if done:
+        config["metrics"] = evil
+        expected = "config.yaml changed after the run finished"
+    else:
+        run.unmark_done()
+        config["model"]["net"]["evil"] = evil
+        expected = "model.net.evil calls the resolver oc.create (${oc.create:...})"
+    run.config.write_text(yaml.safe_dump(config))
+    before = digests(run.root)
+    result = run_cli("evaluate.py", f"run_dir={run.root}", "wandb=false", cwd=tmp_path)
+    said = result.stdout + result.stderr
+    assert result.returncode == 2 and expected in said, said[-3000:]
+    assert len(said.strip().splitlines()) == 1 and not marker.exists()
+    assert digests(run.root) == before
+
+
+def test_only_advfits_own_resolvers_are_read_from_a_run_directory():
+    from advfit.trust import check_resolvers
+
+    check_resolvers({"a": "${advfit.abspath:x}", "b": ["${data.name}", 1.0], "c": "plain"}, "f")
+    for text, name in [
+        ("${oc.env:HOME}", "oc.env"),
+        ("x ${oc.decode:'{a: 1}'}", "oc.decode"),
+        ("${ oc.create : {a: 1}}", "oc.create"),
+        ("${advfit.abspath:${oc.env:HOME}}", "oc.env"),  # nested inside one of advfit's
+        ("${mine.resolver:1}", "mine.resolver"),
+    ]:
+        with pytest.raises(Exception, match=rf"x\.y calls the resolver {re.escape(name)} "):
+            check_resolvers({"x": {"y": text}}, "f")
+    with pytest.raises(Exception, match="calls the resolver oc.env"):
+        check_resolvers({"${oc.env:HOME}": 1}, "f")  # a key too
+
+
+def test_the_config_library_behaviour_the_checks_rely_on(tmp_path):
+    """What advfit's checks stand on, pinned (pyproject bounds hydra-core and omegaconf):
+    loading a config resolves nothing, so the resolver check sees the calls as written;
+    resolving ``oc.create`` builds a node that instantiate would call; Hydra's
+    ``run_and_report``, which advfit.cli wraps, is where it was."""
+    import hydra._internal.utils as hydra_utils
+    from omegaconf import OmegaConf
+
+    path = tmp_path / "config.yaml"
+    path.write_text("evil: '${oc.create:{_target_: os.getcwd}}'\nname: ${other}\nother: x\n")
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    assert raw == {"evil": "${oc.create:{_target_: os.getcwd}}", "name": "${other}", "other": "x"}
+    resolved = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    assert resolved["evil"] == {"_target_": "os.getcwd"} and resolved["name"] == "x"
+    assert callable(hydra_utils.run_and_report)
+
+
+def test_a_summary_without_digests_vouches_for_nothing(run, tmp_path, fmnist_dir):
+    """summary.json's digests deleted and epochs.csv edited: nothing vouches for the numbers,
+    so the report and evaluate.py refuse the run (an earlier version's run, which recorded no
+    learning record either, still reads: test_a_failed_evaluate_leaves_the_run_as_it_was)."""
+    summary = json.loads(run.summary_json.read_text())
+    del summary["digests"]
+    run.summary_json.write_text(json.dumps(summary))
+    epochs = pd.read_csv(run.epochs_csv)
+    epochs["asr_fgsm"] = 0.999
+    epochs.to_csv(run.epochs_csv, index=False)
+    before = digests(run.root)
+    expected = "summary.json records no digests of its files, so nothing vouches for its results"
+    result = run_cli("evaluate.py", f"run_dir={run.root}", "wandb=false", cwd=tmp_path)
+    said = result.stdout + result.stderr
+    assert result.returncode == 2 and expected in said, said[-2000:]
+    assert report_refuses(run, expected)
+    assert digests(run.root) == before
+
+
+def report_refuses(run: RunDir, expected: str) -> bool:
+    """The report of the run's sweep exits 2 with ``expected`` in its one line."""
+    result = subprocess.run(
+        [sys.executable, "-m", "advfit.report", str(run.root.parent), "--wandb", "disabled"],
+        capture_output=True,
+        text=True,
+        cwd=run.root.parent,
+    )
+    return result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_edited_summary_is_refused_by_the_report_and_evaluate(run, tmp_path):
+    summary = json.loads(run.summary_json.read_text())
+    summary["best_epoch"], summary["fold"] = 1, 4
+    run.summary_json.write_text(json.dumps(summary, indent=2))
+    before = digests(run.root)
+    expected = "summary.json changed after the run finished"
+    result = run_cli("evaluate.py", f"run_dir={run.root}", "wandb=false", cwd=tmp_path)
+    said = result.stdout + result.stderr
+    assert result.returncode == 2 and expected in said, said[-2000:]
+    assert report_refuses(run, expected)
+    assert digests(run.root) == before
+
+
+def test_evaluate_never_seals_an_edited_epochs_csv(run, tmp_path):
+    """An unfinished run's epochs.csv with an edited val_acc would move the best epoch, craft
+    there and write DONE with fresh digests: its rows are checked against the record training
+    kept in last.ckpt first."""
+    run.unmark_done()
+    epochs = pd.read_csv(run.epochs_csv)
+    epochs.loc[0, "val_acc"] = 0.99
+    epochs.to_csv(run.epochs_csv, index=False)
+    before = digests(run.root)
+    result = run_cli(
+        "evaluate.py", f"run_dir={run.root}", "wandb=false", "cpu_threads=1", cwd=tmp_path
+    )
+    said = result.stdout + result.stderr
+    assert result.returncode == 2, said[-3000:]
+    assert "epochs.csv says val_acc=0.99 at epoch 1, but training wrote " in said
+    assert "using 1 CPU threads" in said  # evaluate.py takes cpu_threads as train.py does
+    assert digests(run.root) == before and not run.is_done()

@@ -7,14 +7,17 @@ import contextlib
 import functools
 import logging
 import os
+import shutil
 import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 from advfit.config import check_name, register_resolvers
 from advfit.errors import ConfigError, refuse, user_error
+from advfit.locks import LockHeld, file_lock
 
 log = logging.getLogger("advfit")
 
@@ -111,9 +114,49 @@ def reports_user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
             if cause is None:
                 raise
             log.error("%s", cause)
+            remove_untouched(launch_dir())
             sys.exit(2)
 
     return wrapper
+
+
+def launch_dir() -> Path | None:
+    """The run directory Hydra made for this launch; None outside Hydra, and where it is the
+    working directory (evaluate.py writes nothing of Hydra's own)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    try:
+        folder = Path(HydraConfig.get().runtime.output_dir)
+    except Exception:  # not set (outside Hydra, or a config composed by hand): no launch dir
+        return None
+    return None if folder.resolve() == Path.cwd().resolve() else folder
+
+
+#: What a launch writes into its run directory before its task starts: Hydra's record of the
+#: launch (``.hydra/launch/``, conf/hydra), its log, and the run's lock.
+_LAUNCH_FILES = (".hydra/launch/", ".lock")
+
+
+def remove_untouched(folder: Path | None) -> None:
+    """Remove ``folder``, a run directory of a refused launch, when it holds nothing but what
+    launches write before their task starts (:data:`_LAUNCH_FILES`, ``*.log``), so that a
+    refusal leaves nothing that looks like a run; and its sweep directory when that is then
+    empty. A folder whose lock another launch holds is left alone."""
+    if folder is None or not folder.is_dir():
+        return
+    files = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if not p.is_dir()]
+    if any(not (f.startswith(_LAUNCH_FILES) or f.endswith(".log")) for f in files):
+        return
+    try:
+        with file_lock(folder / ".lock"):
+            shutil.rmtree(folder)
+    except LockHeld:
+        return
+    except OSError as err:
+        log.warning("could not remove %s, which the refused launch created: %s", folder, err)
+        return
+    with contextlib.suppress(OSError):
+        folder.parent.rmdir()  # only when empty
 
 
 def _composition_refused(err: Exception) -> str:

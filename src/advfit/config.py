@@ -10,50 +10,13 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from advfit.errors import ConfigError, user_error
+from advfit.identity import flatten, is_result_neutral
 
 #: The project's Hydra configs (the package is installed from its checkout, editable).
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
-#: Keys that never change a run's results: where things go, how they are shown, how many
-#: threads compute them. The one list behind run naming, the check that a run directory
-#: holds the same run, and the report's grouping. A key matches an entry equal to it or
-#: nested under it.
-RESULT_NEUTRAL = (
-    "paths",
-    "hydra",
-    "logger",
-    "callbacks",
-    "task_name",
-    "run_name",
-    "cpu_threads",
-    "trainer.accelerator",
-    "trainer.devices",
-    "trainer.enable_progress_bar",
-    "trainer.default_root_dir",
-    "data.data_dir",
-    "data.download",
-    "data.system_dir",
-    "data.eval_batch_size",
-    # Batch sizes of per-image computations (equal results up to float rounding: bit for bit
-    # in batches of at least 16 images; PGD's random start is drawn in image order). Not
-    # CW's batch_size: its abort_early watches the whole batch; its images_per_pass only
-    # splits the network's passes (advfit.attacks.base.InPasses).
-    "attack.fgsm.batch_size",
-    "attack.pgd.batch_size",
-    "attack.cw.images_per_pass",
-    "metrics.loss_sensitivity.batch_size",
-    "metrics.empirical_robustness.batch_size",
-    "metrics.clever.points_per_pass",
-)
-#: Keys that differ between the folds of one configuration.
-PER_FOLD = ("fold", "data.fold")
 #: Overrides already in the run's name (``run_name``) or in its sweep's (``task_name``).
 _NAMED_ELSEWHERE = ("data", "regime", "fold", "seed", "experiment", "debug", "local")
-
-
-def is_result_neutral(key: str) -> bool:
-    """True when the dotted config ``key`` cannot change a run's results."""
-    return any(key == k or key.startswith(k + ".") for k in RESULT_NEUTRAL)
 
 
 def run_dir_name(run_name: str, override_dirname: str = "", first: str = "") -> str:
@@ -178,8 +141,6 @@ def _positive_number(value: object) -> bool:
 def check_finite(cfg: DictConfig) -> None:
     """No number in the config is infinite or NaN (``regime.lr=inf`` would train on NaN
     gradients; ``attack.cw.learning_rate=inf`` would write NaN results)."""
-    from advfit.sweep import flatten
-
     raw = OmegaConf.to_container(cfg, resolve=False)
     for key in flatten({k: v for k, v in raw.items() if k != "hydra"}):
         value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
@@ -233,17 +194,22 @@ def validate_train_config(cfg: DictConfig) -> None:
     _require(bool(regime), "regime.name is missing: choose regime=normal or regime=overfit")
     check_name("task_name", OmegaConf.select(cfg, "task_name"))
     check_name("run_name", OmegaConf.select(cfg, "run_name"))
-    threads = OmegaConf.select(cfg, "cpu_threads")
-    if threads is not None:
-        _require(
-            isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1,
-            f"cpu_threads={threads!r} is invalid: null (all cores) or an integer >= 1",
-        )
+    check_cpu_threads(cfg)
     check_replay_images(_int(cfg, "replay.n_images"))
     for key in ("data.train_subset", "data.test_subset"):
         if OmegaConf.select(cfg, key) is not None:
             check_subset(key, _int(cfg, key))
     check_replay_parts(cfg)
+
+
+def check_cpu_threads(cfg: DictConfig) -> None:
+    """``cpu_threads``: null or an integer >= 1; the one check, for train.py and evaluate.py."""
+    threads = OmegaConf.select(cfg, "cpu_threads")
+    _require(
+        threads is None
+        or (isinstance(threads, int) and not isinstance(threads, bool) and threads >= 1),
+        f"cpu_threads={threads!r} is invalid: null (all cores) or an integer >= 1",
+    )
 
 
 def check_subset(key: str, value: object) -> None:

@@ -44,15 +44,17 @@ _FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 _FULL_WORDS = ("No space left on device", "Disk quota exceeded")
 
 
-def disk_full(exc: BaseException) -> DiskFull | None:
+def disk_full(exc: BaseException, where: object = None) -> DiskFull | None:
     """A :class:`DiskFull` when ``exc`` or an error behind it (its cause or context) is a full
-    disk, else None."""
+    disk, else None; ``where``: the file being written, when the error does not name it."""
+    if isinstance(exc, DiskFull):
+        return exc
     seen, visited = exc, set()
     while seen is not None and id(seen) not in visited:
         visited.add(id(seen))
         full = isinstance(seen, OSError) and seen.errno in _FULL_ERRNOS
         if full or any(words in str(seen) for words in _FULL_WORDS):
-            where = getattr(seen, "filename", None)
+            where = getattr(seen, "filename", None) or where
             return DiskFull(
                 f"no space left on the device{f' writing {where}' if where else ''}: free "
                 "some space and run the same command again; it resumes after the last "

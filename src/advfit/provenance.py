@@ -12,7 +12,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from advfit.errors import RunError
-from advfit.rundir import RunDir, sha256_file
+from advfit.files import sha256_file
+from advfit.identity import config_digest
+from advfit.rundir import RunDir
 
 VERSIONED = (
     "torch",
@@ -82,9 +84,19 @@ def data_digest(cfg: DictConfig, datamodule=None) -> str | dict[str, str] | None
     return {f.name: sha256_file(f) for f in files} or None
 
 
+def inputs_record(cfg: DictConfig, datamodule=None) -> dict[str, Any]:
+    """What a run trains on: its data files' digests and its result-relevant config's
+    (``inputs.json``, :meth:`advfit.rundir.RunDir.check_inputs`)."""
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    return {"data_sha256": data_digest(cfg, datamodule), "config_sha256": config_digest(resolved)}
+
+
 def check_data(run: RunDir, run_cfg: DictConfig, datamodule) -> None:
     """Refuse to replay a run on data other than it was trained on (a custom ``.npz``
-    rewritten at the same path, a torchvision file replaced)."""
+    rewritten at the same path, a torchvision file replaced): ``inputs.json``, else, in a run
+    of an earlier version, summary.json's ``data_sha256``."""
+    if run.check_inputs(inputs_record(run_cfg, datamodule), "Replaying it"):
+        return
     recorded = run.read_summary().get("data_sha256")
     if not recorded:
         return

@@ -1,37 +1,51 @@
 """The run-directory contract (docs/method.md, "The run directory"): where each artifact of a run lives.
 
-Every results file is written atomically (a temporary file in the same directory, then a
-rename), so a run killed at any moment leaves either the old file or the new one, never a
-torn one; ``DONE`` is written last.
+Every results file is written atomically (:mod:`advfit.files`), so a run killed at any moment
+leaves either the old file or the new one, never a torn one; ``DONE`` is written last.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import io
 import json
-import os
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from advfit.errors import RunError
+from advfit.files import atomic_write_text, sha256_file, sha256_json
+from advfit.identity import config_differences
 from advfit.locks import LockHeld, file_lock
 
+CSV_FLOATS = "%.8g"
 TRAIN_COLUMNS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
 #: The adversarial regime's extra training columns: validation loss and accuracy on PGD
 #: examples crafted on that epoch's network (its train_loss and train_acc are on them too).
 ROBUST_TRAIN_COLUMNS = ["val_robust_loss", "val_robust_acc"]
 
 
+#: The suffix of the conditional ASR's column: ``asr_<attack>_given_correct``, the ASR among
+#: the sources the snapshot classifies correctly (docs/method.md), beside the paper's
+#: ``asr_<attack>`` and the count ``n_correct_<attack>``.
+GIVEN_CORRECT = "_given_correct"
+
+
 def training_columns(columns) -> list[str]:
     """The training columns among ``columns`` (the adversarial regime's included), in order."""
     return [c for c in TRAIN_COLUMNS + ROBUST_TRAIN_COLUMNS if c in columns]
+
+
+def training_cells(frame: pd.DataFrame) -> dict[int, dict[str, str]]:
+    """Each epoch's training columns as ``epochs.csv`` writes them (:data:`CSV_FLOATS`): what
+    training records of each row it writes, to be compared exactly with the file later."""
+    columns = [c for c in training_columns(frame.columns) if c != "epoch"]
+    return {
+        int(row["epoch"]): {c: CSV_FLOATS % float(row[c]) for c in columns}
+        for row in frame.to_dict("records")
+    }
 
 
 DISTANCE_COLUMNS = [
@@ -47,50 +61,21 @@ DISTANCE_COLUMNS = [
     "l0_elements_mean",
     "l0_elements_std",
 ]
-CSV_FLOATS = "%.8g"
+#: summary.json's name in its own digests: vouched for by its contents, not its bytes.
+SUMMARY = "summary.json"
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """The sha256 of a file's bytes, hex (hashlib.file_digest is Python 3.11+)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+def summary_digest(summary: dict[str, Any]) -> str:
+    """The sha256 of ``summary.json``'s contents but its ``digests`` (canonical JSON): its
+    best epoch, identity, learning record and timings, as DONE vouches for them."""
+    return sha256_json({k: v for k, v in summary.items() if k != "digests"})
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def atomic_write(path: Path, write: Callable[[io.IOBase], None], binary: bool = False) -> None:
-    """Write ``path`` through ``write(file)`` into a temporary file, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        # mkstemp creates the file 0600; results are shared like any file the user writes.
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb" if binary else "w") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda f: f.write(text))
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    import torch  # here, so reading a run directory does not load torch
-
-    atomic_write(path, lambda f: torch.save(obj, f), binary=True)
+def short(digest: object) -> str:
+    """A digest, or a dict of them, shortened for a message."""
+    if isinstance(digest, dict):
+        return "{" + ", ".join(f"{k}: {short(v)}" for k, v in sorted(digest.items())) + "}"
+    return f"{str(digest)[:12]}..." if digest else "none"
 
 
 class RunDir:
@@ -131,6 +116,11 @@ class RunDir:
         return self.root / "summary.json"
 
     @property
+    def inputs_json(self) -> Path:
+        """What the run trains on, recorded before its first epoch (:meth:`check_inputs`)."""
+        return self.root / "inputs.json"
+
+    @property
     def done(self) -> Path:
         return self.root / "DONE"
 
@@ -161,40 +151,53 @@ class RunDir:
 
     def mark_done(self, vouch: bool = True) -> None:
         """Write ``DONE``, last; with ``vouch``, first record in ``summary.json`` the sha256 of
-        every file it vouches for (:meth:`vouched_files`), which :meth:`check_digests` compares
-        before the run is trusted again. ``vouch=False`` puts back a ``DONE`` that was there."""
+        every file it vouches for (:meth:`vouched_files`) and of ``summary.json``'s own contents
+        (:func:`summary_digest`), which :meth:`check_digests` compares before the run is
+        trusted again. ``vouch=False`` puts back a ``DONE`` that was there."""
         if vouch:
             summary = self.read_summary()
-            summary["digests"] = {
+            digests = {
                 str(path.relative_to(self.root)): sha256_file(path) for path in self.vouched_files()
             }
+            digests[SUMMARY] = summary_digest(summary)
+            summary["digests"] = digests
             atomic_write_text(
                 self.summary_json, json.dumps(summary, indent=2, sort_keys=True) + "\n"
             )
         atomic_write_text(self.done, "")
 
     def vouched_files(self) -> list[Path]:
-        """What ``DONE`` vouches for: the saved config, the results (``epochs.csv``,
-        ``distances.csv``, per-image scores), every snapshot and every adversarial set."""
-        files = [self.config, *sorted(self.root.glob("*.csv"))]
+        """What ``DONE`` vouches for: the saved config, the record of the run's inputs, the
+        results (``epochs.csv``, ``distances.csv``, per-image scores), every snapshot and every
+        adversarial set; ``summary.json`` by its contents (:func:`summary_digest`)."""
+        files = [self.config, self.inputs_json, *sorted(self.root.glob("*.csv"))]
         files += list(self.snapshots().values()) + sorted(self.adversarial.glob("*.pt"))
         return [f for f in files if f.is_file()]
 
     def check_digests(self, results_only: bool = False) -> None:
-        """Compare the files ``DONE`` vouches for with the sha256 recorded when it was written
-        (runs of versions that did not record them pass); a RunError naming the first file
-        that is missing or changed. ``results_only``: the config and CSV files alone."""
+        """Compare the files ``DONE`` vouches for, and ``summary.json``'s contents, with the
+        sha256 recorded when it was written; a RunError naming the first file that is missing
+        or changed. A run without digests passes only when it predates them (its summary.json
+        has no ``learned`` record, which came the same day). ``results_only``: the config,
+        JSON and CSV files alone."""
         if not self.epochs_csv.is_file():
             raise RunError(
                 f"{self.root} holds DONE but no epochs.csv: it is not a finished run. Delete "
                 "the run directory and train it again."
             )
-        recorded = self.read_summary().get("digests")
+        summary = self.read_summary()
+        recorded = summary.get("digests")
         if not isinstance(recorded, dict):
-            return
+            if "learned" not in summary:
+                return  # a run of a version that recorded no digests
+            raise RunError(
+                f"{self.root} holds DONE but {self.summary_json.name} records no digests of "
+                "its files, so nothing vouches for its results: restore summary.json from a "
+                "copy, or delete the run directory and train it again"
+            )
         for name, digest in sorted(recorded.items()):
             path = self.root / name
-            if results_only and path.suffix not in (".csv", ".yaml"):
+            if results_only and path.suffix not in (".csv", ".yaml", ".json"):
                 continue
             if not path.resolve().is_relative_to(self.root.resolve()):
                 raise RunError(f"{self.summary_json} lists {name!r}, outside the run directory")
@@ -202,7 +205,7 @@ class RunDir:
                 if path.parent == self.adversarial:
                     continue  # a crafted set is a cache: one removed is crafted again
                 raise RunError(f"{path} is missing: DONE vouched for it when the run finished")
-            now = sha256_file(path)
+            now = summary_digest(summary) if name == SUMMARY else sha256_file(path)
             if now != digest:
                 raise RunError(
                     f"{path} changed after the run finished (sha256 {digest[:12]}... when DONE "
@@ -288,6 +291,43 @@ class RunDir:
         atomic_write_text(self.summary_json, json.dumps(summary, indent=2, sort_keys=True) + "\n")
         return summary
 
+    def record_inputs(self, record: dict[str, Any]) -> None:
+        """Write ``inputs.json`` (what :meth:`check_inputs` compares), once, before the run's
+        first epoch trains; whole or not at all, so a SIGKILL never leaves half of it."""
+        atomic_write_text(self.inputs_json, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+    def check_inputs(self, record: dict[str, Any], what: str) -> bool:
+        """Compare ``record`` (``data_sha256``: the data files' digests; ``config_sha256``: the
+        result-relevant config's, :func:`advfit.identity.config_digest`) with ``inputs.json``,
+        which the run's first launch wrote before its first epoch. False when there is none
+        (a run of an earlier version); a RunError naming both digests when they differ:
+        ``what`` (resuming, replaying) would mix data or configs. Nothing is changed."""
+        if not self.inputs_json.is_file():
+            return False
+        try:
+            recorded = json.loads(self.inputs_json.read_text())
+            assert isinstance(recorded, dict)
+        except (ValueError, UnicodeDecodeError, AssertionError) as err:
+            raise RunError(f"{self.inputs_json} is not a JSON object: {err}") from None
+        for key, names in (("data_sha256", "data"), ("config_sha256", "config")):
+            then, now = recorded.get(key), record.get(key)
+            if then is None or then == now:
+                continue
+            changed = ""
+            if isinstance(then, dict):
+                now = now if isinstance(now, dict) else {}
+                files = sorted(k for k in set(then) | set(now) if then.get(k) != now.get(k))
+                then, now = {k: then.get(k) for k in files}, {k: now.get(k) for k in files}
+                changed = f" ({', '.join(files)} changed)"
+            raise RunError(
+                f"{self.root.name} was trained on other {names} than it would read now"
+                f"{changed}: sha256 {short(then)} in {self.inputs_json.name}, written before "
+                f"its first epoch; {short(now)} now. {what} would mix the two: restore the "
+                f"{names} it was trained on, or train afresh under another task_name. Nothing "
+                "was changed"
+            )
+        return True
+
     def best_epoch(self) -> int:
         """The 1-based epoch with the best validation accuracy (the first one on ties): the
         robust one in the adversarial regime, its criterion for early stopping."""
@@ -298,26 +338,15 @@ class RunDir:
         return int(epochs.loc[epochs[column].idxmax(), "epoch"])
 
 
-def open_run_to_evaluate(cfg: DictConfig) -> tuple[RunDir, DictConfig]:
-    """The run directory ``evaluate.py`` was given (``cfg.run_dir``) and its saved config,
-    checked before anything is built: it is a run directory, its config reads, and every
-    target it names is advfit's own or in ``cfg.trust``. Needs no Lightning, so that
-    evaluate.py refuses a bad directory at once."""
-    from advfit.trust import check_targets
-
-    if OmegaConf.is_missing(cfg, "run_dir") or not str(cfg.run_dir).strip():
-        raise RunError(
-            "evaluate.py needs run_dir=<a run directory>, e.g. python evaluate.py "
-            "run_dir=multirun/demo/fashion_mnist-normal-fold0-seed0"
-        )
-    run = RunDir(cfg.run_dir)
+def check_run_dir_matches(run_dir: Path, resolved: dict[str, Any]) -> None:
+    """Stop when ``run_dir`` holds a run of another config, rather than mixing results."""
+    run = RunDir(run_dir)
     if not run.config.is_file():
-        raise RunError(f"run_dir={cfg.run_dir} is not a run directory: {run.config} is missing")
-    try:
-        saved = run.read_config()
-        run_cfg = OmegaConf.create(saved)
-    except Exception as err:
-        raise RunError(f"{run.config} is not a readable config: {err}") from err
-    # Nothing the run directory names is built before it is known to be advfit's own.
-    check_targets(saved, str(run.config), cfg.get("trust") or ())
-    return run, run_cfg
+        return
+    differences = config_differences(run.read_config(), resolved)
+    if differences:
+        raise RunError(
+            f"{run_dir} holds a run of a different config; differing keys: "
+            + "; ".join(differences)
+            + ". Use another task_name (a new sweep directory) or remove the old run."
+        )

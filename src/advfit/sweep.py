@@ -15,9 +15,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from advfit.config import RANGE, is_result_neutral, run_dir_name
+from advfit.config import RANGE, run_dir_name
 from advfit.errors import ConfigError, RunError
-from advfit.rundir import RunDir, atomic_write_text
+from advfit.files import atomic_write_text
+from advfit.rundir import RunDir
 
 #: In a sweep directory: when this launch of the sweep started and the runs it holds.
 MANIFEST = "sweep.json"
@@ -99,58 +100,9 @@ def expand_ranges(arguments: Iterable[str]) -> list[str]:
     return [expand_range(a) for a in arguments]
 
 
-def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(node, dict):
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: node}
-
-
 #: The environment variable that tells a sweep's jobs which keys it varies (space-separated):
 #: their W&B group names them first (``advfit.config.run_group``).
 SWEPT_ENV = "ADVFIT_SWEPT"
-
-#: Keys added after run directories were first written, each with the value that matches what
-#: those runs did: a saved config that has the key's section but not the key reads as holding
-#: it, so that older runs still resume, and pool in a report with new runs at the default.
-ADDED_KEYS = {"model.net.init": "torch", "model.optimizer.eps": 1e-8}
-
-
-def flat_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A resolved config flattened to dotted keys, with :data:`ADDED_KEYS` filled in."""
-    flat = flatten(config)
-    for key, value in ADDED_KEYS.items():
-        section = key.rsplit(".", 1)[0] + "."
-        if key not in flat and any(k.startswith(section) for k in flat):
-            flat[key] = value
-    return flat
-
-
-def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """Keys whose values differ between two resolved configs, ignoring where things go."""
-    old, new = flat_config(saved), flat_config(current)
-    keys = sorted(set(old) | set(new))
-    return [
-        f"{k}: {old.get(k, '<absent>')!r} -> {new.get(k, '<absent>')!r}"
-        for k in keys
-        if not is_result_neutral(k) and old.get(k, "<absent>") != new.get(k, "<absent>")
-    ]
-
-
-def check_run_dir_matches(run_dir: Path, resolved: dict[str, Any]) -> None:
-    """Stop when ``run_dir`` holds a run of another config, rather than mixing results."""
-    run = RunDir(run_dir)
-    if not run.config.is_file():
-        return
-    differences = config_differences(run.read_config(), resolved)
-    if differences:
-        raise RunError(
-            f"{run_dir} holds a run of a different config; differing keys: "
-            + "; ".join(differences)
-            + ". Use another task_name (a new sweep directory) or remove the old run."
-        )
 
 
 def job_run_dir(job_cfg: DictConfig) -> Path:
@@ -166,20 +118,45 @@ def duration(seconds: float) -> str:
     return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
 
 
-def write_manifest(sweep_dir: Path, run_dirs: Iterable[Path]) -> None:
-    """Record the sweep's runs and the time this launch starts (rewritten by every launch)."""
-    names = [Path(d).name for d in run_dirs]
-    atomic_write_text(
-        Path(sweep_dir) / MANIFEST, json.dumps({"started": time.time(), "runs": names}, indent=1)
+def _launches(sweep_dir: Path) -> list[dict[str, Any]]:
+    """Every launch ``sweep.json`` records, oldest first ([] without a readable one); a file of
+    an earlier version, one launch's ``{"started", "runs"}``, reads as that one launch."""
+    try:
+        manifest = json.loads((Path(sweep_dir) / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(manifest, dict):
+        return []
+    launches = manifest.get("launches", [manifest] if "started" in manifest else [])
+    return [launch for launch in launches if isinstance(launch, dict)]
+
+
+def write_manifest(
+    sweep_dir: Path, run_dirs: Iterable[Path], overrides: Iterable[str] = ()
+) -> Path:
+    """Append this launch to ``sweep.json``: when it starts, its command line's overrides and
+    the runs it holds; earlier launches of the same sweep directory stay listed. Returns the
+    name under which this launch's composed config (``multirun.yaml``) is kept beside it."""
+    launches = _launches(sweep_dir)
+    config = f"multirun.{len(launches)}.yaml"
+    launches.append(
+        {
+            "started": time.time(),
+            "overrides": list(overrides),
+            "runs": [Path(d).name for d in run_dirs],
+            "config": config,
+        }
     )
+    atomic_write_text(Path(sweep_dir) / MANIFEST, json.dumps({"launches": launches}, indent=1))
+    return Path(sweep_dir) / config
 
 
 def read_manifest(sweep_dir: Path) -> tuple[float, list[str]] | None:
-    """This launch's start and the sweep's run names, or None without a readable manifest."""
+    """The newest launch's start and its run names, or None without a readable manifest."""
     try:
-        manifest = json.loads((Path(sweep_dir) / MANIFEST).read_text())
-        return float(manifest["started"]), [str(n) for n in manifest["runs"]]
-    except (OSError, ValueError, KeyError, TypeError):
+        launch = _launches(sweep_dir)[-1]
+        return float(launch["started"]), [str(n) for n in launch["runs"]]
+    except (IndexError, KeyError, TypeError, ValueError):
         return None
 
 

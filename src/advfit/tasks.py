@@ -13,17 +13,25 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
-from advfit.checkpoints import AtomicCheckpointIO, usable_checkpoint
+from advfit.checkpoints import AtomicCheckpointIO, check_epoch_record, usable_checkpoint
 from advfit.config import check_attacks_given, replay_attacks, validate_train_config
 from advfit.errors import ConfigError
 from advfit.learning import learning_summary
-from advfit.provenance import check_data, data_digest, library_versions, machine, run_identity
+from advfit.provenance import (
+    check_data,
+    data_digest,
+    inputs_record,
+    library_versions,
+    machine,
+    run_identity,
+)
 from advfit.replay import Replay
-from advfit.rundir import RunDir, open_run_to_evaluate
-from advfit.sweep import check_run_dir_matches, progress, threads_per_job, usable_cores
+from advfit.rundir import RunDir, check_run_dir_matches
+from advfit.sweep import progress, threads_per_job, usable_cores
 from advfit.tracking.replay import log_replay, open_evaluate_run
 from advfit.tracking.runs import close
 from advfit.tracking.training import finish_loggers, start_loggers, summarize
+from advfit.trust import open_run_to_evaluate
 
 log = logging.getLogger(__name__)
 
@@ -170,13 +178,14 @@ def fit(cfg: DictConfig, run: RunDir, resolved: dict[str, Any]) -> dict[str, Any
     started = time.perf_counter()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule, model = build(cfg)
+    resume = usable_checkpoint(run.last_checkpoint)
+    check_resumable(run, cfg, datamodule, resume)
     loggers = instantiate_group(cfg.get("logger"))
     try:
         trainer = build_trainer(cfg, loggers)
         start_loggers(loggers)
         for logger in loggers:
             logger.log_hyperparams(resolved)
-        resume = usable_checkpoint(run.last_checkpoint)
         if resume:
             log.info("resuming %s after epoch %d (%s)", run.root, resume[1], resume[0].name)
         fit_started = time.perf_counter()
@@ -217,6 +226,36 @@ def fit(cfg: DictConfig, run: RunDir, resolved: dict[str, Any]) -> dict[str, Any
         finish_loggers(loggers)
 
 
+def check_resumable(
+    run: RunDir, cfg: DictConfig, datamodule, resume: tuple[Any, int] | None
+) -> None:
+    """Before an epoch trains: the data and config are those ``inputs.json`` recorded before
+    the run's first epoch (written now when there is none), and the epochs.csv rows kept on
+    resuming are those training wrote (``last.ckpt``'s record). A launch that would mix
+    either stops here, having changed nothing."""
+    record = inputs_record(cfg, datamodule)
+    if not run.check_inputs(record, "Resuming it"):
+        if run.snapshots():
+            log.warning(
+                "%s recorded no inputs.json (an earlier version): its data cannot be checked; "
+                "recording today's",
+                run.root.name,
+            )
+        run.record_inputs(record)
+    if resume:
+        check_epoch_record(run, through=resume[1])
+
+
+def replayed_table(run: RunDir) -> str:
+    """The replay's columns of ``epochs.csv`` as text: test accuracy, and per attack the
+    paper's ASR, the ASR among correctly classified sources and their count."""
+    epochs = run.read_epochs()
+    shown = ["epoch", "test_acc"] + [
+        c for c in epochs.columns if c.startswith(("asr_", "n_correct_"))
+    ]
+    return epochs[shown].to_string(index=False, float_format=lambda v: f"{v:.3f}")
+
+
 def command_line_overrides() -> list[str]:
     """The overrides of this Hydra launch as typed, spaces removed ([] outside Hydra)."""
     from hydra.core.hydra_config import HydraConfig
@@ -234,10 +273,11 @@ def evaluate(cfg: DictConfig, opened: tuple[RunDir, DictConfig] | None = None) -
     given) its number of images; nothing is retrained. Everything is checked first and
     nothing changes when a check fails; ``DONE`` is removed while the run's files change and
     written again at the end when training had completed. ``opened``: what
-    :func:`advfit.rundir.open_run_to_evaluate` returned for ``cfg``, when the caller checked
+    :func:`advfit.trust.open_run_to_evaluate` returned for ``cfg``, when the caller checked
     the run directory already.
     """
     run, run_cfg = opened or open_run_to_evaluate(cfg)
+    set_cpu_threads(cfg)
     given = cfg.get("attack")
     if "attack=[]" in command_line_overrides():  # not "the run's own attacks": refused
         check_attacks_given([])
@@ -257,6 +297,8 @@ def evaluate(cfg: DictConfig, opened: tuple[RunDir, DictConfig] | None = None) -
         was_done = run.is_done()
         if was_done:
             run.check_digests()
+        else:  # its epochs.csv is what training wrote before a replay seals it
+            check_epoch_record(run)
         check_data(run, run_cfg, datamodule)
         replay.check_snapshots(snapshots)
         # DONE goes while the run's files change, and comes back if the replay fails: a

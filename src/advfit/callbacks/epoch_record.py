@@ -7,11 +7,13 @@ import logging
 import pandas as pd
 import pytorch_lightning as pl
 
+from advfit.checkpoints import EPOCH_ROWS
+from advfit.files import atomic_torch_save
 from advfit.rundir import (
     ROBUST_TRAIN_COLUMNS,
     TRAIN_COLUMNS,
     RunDir,
-    atomic_torch_save,
+    training_cells,
     training_columns,
 )
 
@@ -46,6 +48,16 @@ class EpochSnapshots(pl.callbacks.Checkpoint):
     def __init__(self, run_dir: str) -> None:
         self.run = RunDir(run_dir)
         self.restored_logged = False
+        #: Each trained epoch's row as written to epochs.csv, kept in last.ckpt (its
+        #: callback state): evaluate.py and a resume check the file against it
+        #: (advfit.checkpoints.check_epoch_record).
+        self.rows: dict[str, dict[str, str]] = {}
+
+    def state_dict(self) -> dict:
+        return {EPOCH_ROWS: dict(self.rows)}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.rows = dict(state_dict.get(EPOCH_ROWS, {}))
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         epochs = self.run.read_epochs()
@@ -90,6 +102,7 @@ class EpochSnapshots(pl.callbacks.Checkpoint):
         epochs = epochs[epochs["epoch"] != epoch]
         frame = pd.DataFrame([row]) if epochs.empty else pd.concat([epochs, pd.DataFrame([row])])
         self.run.write_epochs(frame)
+        self.rows[str(epoch)] = training_cells(pd.DataFrame([row]))[epoch]
         log_rows(trainer, pd.DataFrame([row]))
         # The full state (optimizer, loops, callbacks): resuming needs all of it.
         trainer.save_checkpoint(self.run.last_checkpoint, weights_only=False)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from advfit.data.datamodule import Arrays, InMemoryDataModule
 from advfit.errors import DataError
-from advfit.rundir import atomic_write
+from advfit.files import atomic_write
 
 log = logging.getLogger(__name__)
 

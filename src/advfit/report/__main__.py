@@ -10,6 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
+from advfit.cli import Interrupted, stops_on_signals
 from advfit.errors import ConfigError
 from advfit.report.build import build
 from advfit.report.collect import ReportError
@@ -39,14 +40,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     thresholds = Thresholds(**{k: getattr(args, k) for k in vars(defaults)})
     only = set(args.only.split(",")) if args.only else None
+    out = args.out or args.sweeps[0] / "report"
     try:
         thresholds.rule()
-        report = build(
-            args.sweeps, args.out or args.sweeps[0] / "report", only, thresholds, args.wandb
-        )
+        with stops_on_signals():
+            report = build(args.sweeps, out, only, thresholds, args.wandb)
     except (ReportError, ConfigError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Interrupted as stop:
+        print(f"stopped by {stop}: {out} is as it was before", file=sys.stderr)
+        return 128 + stop.signum
     verdict_md = report.parent / "verdict.md"
     if verdict_md.is_file():
         print("\nVerdict (means over folds with 95% intervals):\n")

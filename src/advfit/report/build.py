@@ -3,7 +3,12 @@ the tables on disk, the document, and the W&B run."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -152,15 +157,44 @@ def build(
         log.warning("%s is the same run as %s (config, fold and seed): counted once", copy, kept)
     judge_learning(sweep.runs, thresholds.rule())
     groups = sweep.groups()
-    out.mkdir(parents=True, exist_ok=True)
-    figures = draw_figures(sweep, groups, out, only)
-    distances = distance_rows(sweep, groups)
-    verdicts, folds = verdict_rows(sweep, groups, thresholds)
-    shown = distances_table(distances)
-    write_tables(out, distances, shown, verdicts, folds, thresholds, only)
-    blocks = document(paths, out, sweep, thresholds, verdicts, folds, shown, figures)
-    report = out / "report.md"
-    report.write_text(to_markdown(blocks))
-    (out / "report.html").write_text(to_html(blocks, out, "advfit report"))
+    with whole(out) as draft:
+        figures = draw_figures(sweep, groups, draft, only)
+        distances = distance_rows(sweep, groups)
+        verdicts, folds = verdict_rows(sweep, groups, thresholds)
+        shown = distances_table(distances)
+        write_tables(draft, distances, shown, verdicts, folds, thresholds, only)
+        blocks = document(paths, draft, sweep, thresholds, verdicts, folds, shown, figures)
+        (draft / "report.md").write_text(to_markdown(blocks))
+        (draft / "report.html").write_text(to_html(blocks, draft, "advfit report"))
     log_to_wandb(sweep, out, figures, verdicts, folds, shown, wandb_mode)
-    return report
+    return out / "report.md"
+
+
+@contextlib.contextmanager
+def whole(out: Path) -> Iterator[Path]:
+    """A draft folder beside ``out`` (a copy of the report there, so ``--only`` redraws part
+    of it) that replaces ``out`` once the block completes; on any error or signal the draft
+    goes and ``out`` stays as it was. The draft is ``out``'s sibling, so the report's
+    relative links read the same from both. The swap itself runs with SIGINT and SIGTERM
+    held back, so no moment leaves neither folder."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    draft = Path(tempfile.mkdtemp(prefix=f".{out.name}.draft-", dir=out.parent))
+    try:
+        if out.is_dir():
+            shutil.copytree(out, draft, dirs_exist_ok=True)
+        yield draft
+        held = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+        try:
+            old = None
+            if out.exists():
+                old = out.with_name(f"{draft.name}-old")
+                out.rename(old)
+            draft.rename(out)
+        finally:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(draft, ignore_errors=True)

@@ -10,11 +10,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from advfit.config import PER_FOLD, is_result_neutral
 from advfit.errors import RunError
+from advfit.identity import PER_FOLD, flat_config, is_result_neutral
 from advfit.learning import LearningRule, judge_recorded
 from advfit.rundir import TRAIN_COLUMNS, RunDir
-from advfit.sweep import flat_config
 
 
 class ReportError(ValueError):

@@ -24,10 +24,10 @@ from advfit.config import register_resolvers, validate_train_config
 from advfit.data.prepare import prepare_all
 from advfit.errors import refuse, user_error
 from advfit.locks import LockHeld, file_lock
+from advfit.rundir import check_run_dir_matches
 from advfit.sweep import (
     SWEEP_LOCK,
     SWEPT_ENV,
-    check_run_dir_matches,
     check_slurm_launcher,
     expand_ranges,
     job_run_dir,
@@ -94,8 +94,11 @@ class AdvfitSweeper(BasicSweeper):
 
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-        write_manifest(sweep_dir, run_dirs)
+        # Each launch's composed config is kept (multirun.<n>.yaml, named in sweep.json);
+        # multirun.yaml, Hydra's name, is the newest.
+        kept = write_manifest(sweep_dir, run_dirs, params)
+        for path in (kept, sweep_dir / "multirun.yaml"):
+            OmegaConf.save(self.config, path)
         # The basic launcher runs jobs one after another: launched one by one, a sweep stops
         # at its first failed job; parallel launchers get whole batches.
         one_by_one = isinstance(self.launcher, BasicLauncher)

@@ -54,9 +54,11 @@ def test_replay_writes_the_contract(trained):
         "val_loss",
         "val_acc",
         "test_acc",
-        "asr_fgsm",
-        "asr_pgd",
-        "asr_cw",
+        *(
+            column
+            for a in ("fgsm", "pgd", "cw")
+            for column in (f"asr_{a}", f"asr_{a}_given_correct", f"n_correct_{a}")
+        ),
         "loss_sensitivity",
         "empirical_robustness",
         "clever",
@@ -66,6 +68,15 @@ def test_replay_writes_the_contract(trained):
         epochs["test_acc"].between(0.6, 1).all()
         and epochs[["asr_fgsm", "asr_pgd", "asr_cw"]].notna().all().all()
     )
+    # The best snapshot classifies every source correctly (they were chosen so): there the
+    # conditional ASR is the paper's; elsewhere it reads the sources that snapshot gets right.
+    best = json.loads(run.summary_json.read_text())["best_epoch"]
+    at = epochs.set_index("epoch")
+    for a in ("fgsm", "pgd", "cw"):
+        assert at.loc[best, f"n_correct_{a}"] == SOURCES
+        given, paper = at.loc[best, f"asr_{a}_given_correct"], at.loc[best, f"asr_{a}"]
+        assert given == pytest.approx(paper, abs=1e-6)  # float32 sums in another order
+        assert at[f"n_correct_{a}"].between(0, SOURCES).all()
     distances = pd.read_csv(run.distances_csv).set_index("attack")
     assert list(distances.index) == ["fgsm", "pgd", "cw"] and (distances["n"] == SOURCES).all()
     summary = json.loads(run.summary_json.read_text())
@@ -142,7 +153,10 @@ def test_evaluate_with_other_attacks_and_n(trained, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     epochs = pd.read_csv(copy / "epochs.csv")
-    assert [c for c in epochs.columns if c.startswith("asr_")] == ["asr_fgsm"]
+    assert [c for c in epochs.columns if c.startswith("asr_")] == [
+        "asr_fgsm",
+        "asr_fgsm_given_correct",
+    ]
     assert pd.read_csv(copy / "distances.csv")["n"].tolist() == [50]
     assert json.loads((copy / "summary.json").read_text())["replay"]["n_crafted"] == 50
 

@@ -73,7 +73,7 @@ def test_report_html_renders_tables_badges_and_figures_in_a_browser(tmp_path):
         assert match, dom[-2000:]
         seen = json.loads(match.group(1).replace("&quot;", '"').replace("&amp;", "&"))
         verdict, per_fold, distance = seen["tables"][:3]
-        assert verdict[0][:4] == ["dataset", "regime", "attack", "folds"]
+        assert verdict[0][:5] == ["dataset", "regime", "attack", "ASR", "folds"]
         assert [row[1:3] for row in verdict[1:]] == [["normal", "fgsm"], ["overfit", "fgsm"]]
         assert [row[-1] for row in verdict[1:]] == ["holds", "holds"]
         # Per fold: the fixture's 3 finished folds of each regime, each on the claim's side.

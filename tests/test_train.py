@@ -57,6 +57,8 @@ def test_train_end_to_end_learns_and_writes_the_contract(tmp_path, fmnist_dir):
         "val_acc",
         "test_acc",
         "asr_fgsm",
+        "asr_fgsm_given_correct",
+        "n_correct_fgsm",
         "loss_sensitivity",
         "empirical_robustness",
         "clever",

@@ -52,13 +52,17 @@ def test_every_per_epoch_quantity_is_logged_against_epoch(logged):
     rows = history(run.root)
     assert set(epochs.columns) - {"epoch"} == {
         "train_loss", "train_acc", "val_loss", "val_acc", "test_acc", "asr_fgsm",
+        "asr_fgsm_given_correct", "n_correct_fgsm",
         "loss_sensitivity", "empirical_robustness", "clever", "robust_accuracy",
     }  # fmt: skip
     for column in epochs.columns.drop("epoch"):
+        # NaN is not logged (the conditional ASR below its minimum of correct sources).
+        expected = epochs[["epoch", column]].dropna()
+        assert len(expected), column
         logged_rows = [r for r in rows if column in r]
-        assert [r["epoch"] for r in logged_rows] == epochs["epoch"].tolist(), column
+        assert [r["epoch"] for r in logged_rows] == expected["epoch"].tolist(), column
         assert [r[column] for r in logged_rows] == pytest.approx(
-            epochs[column].tolist(), rel=1e-6
+            expected[column].tolist(), rel=1e-6
         ), column
     # Every key is plotted against epoch: the last definition of "*" names it.
     (path,) = offline_runs(run.root)
@@ -221,6 +225,7 @@ def test_dashboard_spec_plots_the_papers_figures_from_logged_keys(logged, tmp_pa
     lines = [p for s in sections for p in s["panels"] if p["viewType"] == "Run History Line Plot"]
     plotted = {m for p in lines for m in p["config"]["metrics"]}
     assert plotted == {"train_acc", "val_acc", "test_acc", "asr_fgsm", "clever",
+                       "asr_fgsm_given_correct",
                        "loss_sensitivity", "empirical_robustness", "robust_accuracy",
                        "val_robust_acc"}  # fmt: skip
     for panel in lines:
@@ -279,11 +284,13 @@ def test_report_logs_a_report_run_with_figures_tables_and_the_html(logged, tmp_p
         assert image["_type"] == "image-file" and image["caption"].startswith(f"Figure {name[3:]}.")
         assert (path.parent / "files" / image["path"]).stat().st_size > 1000
     verdict = json.loads((path.parent / "files" / logged_value(row, "verdict")["path"]).read_text())
-    assert len(verdict["data"]) == 1 and "verdict" in verdict["columns"]  # one attack: FGSM
+    # One attack, FGSM, read both ways: the paper's ASR and the ASR among correct sources.
+    assert len(verdict["data"]) == 2 and "verdict" in verdict["columns"]
     folds = json.loads(
         (path.parent / "files" / logged_value(row, "verdict_folds")["path"]).read_text()
     )
-    assert folds["columns"][-2:] == ["reads", "fgsm"] and len(folds["data"]) == 1  # one fold
+    assert folds["columns"][-3:] == ["reads", "fgsm", "fgsm (given correct)"]
+    assert len(folds["data"]) == 1  # one fold
     distances = json.loads(
         (path.parent / "files" / logged_value(row, "distances")["path"]).read_text()
     )

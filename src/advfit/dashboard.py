@@ -21,6 +21,7 @@ from urllib.parse import urlparse
 
 from advfit.errors import first_line
 from advfit.report.figures import FIGURES, Figure
+from advfit.rundir import GIVEN_CORRECT
 from advfit.tracking.replay import ATTACK_SUMMARY_KEYS
 from advfit.tracking.runs import EVALUATE_JOB, REPORT_JOB
 
@@ -36,7 +37,8 @@ class DashboardError(Exception):
 
 def series(figure: Figure, attacks: tuple[str, ...]) -> dict[str, str]:
     """The W&B keys a figure plots (the epochs.csv columns) with their labels."""
-    return figure.labels(["test_acc", *(f"asr_{a}" for a in attacks), *(figure.series or {})])
+    asr = [c for a in attacks for c in (f"asr_{a}", f"asr_{a}{GIVEN_CORRECT}")]
+    return figure.labels(["test_acc", *asr, *(figure.series or {})])
 
 
 def sections_of_figures(attacks: tuple[str, ...]) -> list[tuple[str, Figure, dict[str, str]]]:

@@ -11,7 +11,8 @@ from omegaconf import OmegaConf
 
 from advfit.report.figures import KEY, Figure
 from advfit.report.markup import Bullets, Code, Heading, Image, Para, Table
-from advfit.report.verdict import Thresholds
+from advfit.report.verdict import CONDITIONAL, Thresholds, early_gap, survival
+from advfit.rundir import GIVEN_CORRECT
 
 
 def panel_title(key: tuple, group_keys: list[str]) -> str:
@@ -51,6 +52,7 @@ def verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
             "dataset": verdicts["dataset"],
             "regime": verdicts["regime"],
             "attack": verdicts["attack"],
+            **({"ASR": verdicts["asr"]} if "asr" in verdicts else {}),
             "folds": verdicts["folds"],
             "rho(test acc, ASR) [95% CI]": [
                 interval(*r)
@@ -76,7 +78,8 @@ def verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
             verdicts.robust_drop_high,
             strict=True,
         )
-        shown.insert(6, "robust val acc drop [95% CI]", [interval(*r) for r in robust])
+        at = list(shown.columns).index("agreeing")
+        shown.insert(at, "robust val acc drop [95% CI]", [interval(*r) for r in robust])
     return shown
 
 
@@ -102,7 +105,8 @@ def folds_table(folds: pd.DataFrame) -> pd.DataFrame:
         for r in part.to_dict("records"):
             value = r[READS.get(regime, NORMAL_READS)[1]]
             mark = "" if pd.isna(r["agrees"]) else (" ✓" if r["agrees"] else " ✗")
-            row[r["attack"]] = signed(value) + mark
+            given = " (given correct)" if r.get("asr") == CONDITIONAL else ""
+            row[f"{r['attack']}{given}"] = signed(value) + mark
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -135,10 +139,13 @@ def verdict_blocks(verdicts: pd.DataFrame, folds: pd.DataFrame, t: Thresholds) -
         Table(verdict_table(verdicts), badge="verdict"),
         Bullets(
             tuple(
-                f"{r['dataset']}, {r['regime']}, {r['attack']}: {r['holds']}: {r['claim']}"
+                f"{r['dataset']}, {r['regime']}, {r['attack']}"
+                + (f" ({r['asr']} ASR)" if r.get("asr") else "")
+                + f": {r['holds']}: {r['claim']}"
                 for r in verdicts.to_dict("records")
             )
         ),
+        *survival_blocks(verdicts),
         Heading(3, "Per fold"),
         Para(
             "What each fold gives the means above: its best epoch (where the attacks were "
@@ -152,6 +159,47 @@ def verdict_blocks(verdicts: pd.DataFrame, folds: pd.DataFrame, t: Thresholds) -
         ),
         Table(folds_table(folds)),
     ]
+
+
+def survival_blocks(verdicts: pd.DataFrame) -> list:
+    """Whether each answer survives separating fragility from plain error (both readings of
+    the ASR judged by the same rule), where both were read."""
+    lines = survival(verdicts) if "asr" in verdicts else []
+    if not lines:
+        return []
+    return [
+        Heading(3, "Fragility apart from plain error"),
+        Para(
+            "The paper's ASR counts a source the snapshot already misclassifies as a success. "
+            "Each claim is also judged on the ASR among the sources the snapshot classifies "
+            "correctly ('given correct' rows, the same rule, interval and folds); does the "
+            "paper's answer survive?"
+        ),
+        Bullets(tuple(lines)),
+    ]
+
+
+def early_gap_sentence(groups: dict, group_keys: list[str], t: Thresholds) -> str:
+    """How much of the paper's ASR is plain error at early epochs, per group and attack."""
+    first, last = t.first_epoch, t.first_epoch + 5
+    parts = []
+    for key, runs in groups.items():
+        kept = [r for r in runs if not r.not_learned] or runs
+        attacks = [
+            c[4:] for c in kept[0].epochs.columns if c.startswith("asr_") and GIVEN_CORRECT not in c
+        ]
+        for attack in attacks:
+            gap = early_gap(kept, attack, first, last)
+            if not pd.isna(gap):
+                parts.append(f"{panel_title(key, group_keys)}, {key[1]}, {attack}: {gap:+.3f}")
+    if not parts:
+        return ""
+    return (
+        f"Plain error in the paper's ASR at early epochs (epochs {first}-{last}, mean over "
+        "folds of the paper's ASR minus the ASR among correctly classified sources): "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def not_learned_note(runs: list) -> str:
@@ -286,6 +334,8 @@ def document(
         blocks += verdict_blocks(verdicts, folds, t)
     blocks += distance_blocks(shown)
     blocks += [Heading(2, "Figures"), Para(KEY)]
+    if gap := early_gap_sentence(sweep.groups(), sweep.group_keys, t):
+        blocks.append(Para(gap))
     if note := not_learned_note(sweep.runs):
         blocks.append(Para(note))
     blocks += [Image(f"{f.name}.png", f.caption) for f in figures]

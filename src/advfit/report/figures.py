@@ -11,6 +11,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from advfit.rundir import GIVEN_CORRECT  # noqa: E402
+
 TRAINING = {"train_acc": "train accuracy", "val_acc": "validation accuracy"}
 SENSITIVITY = {
     "loss_sensitivity": "loss sensitivity",
@@ -50,10 +52,9 @@ class Figure:
         if series is None:  # test accuracy and every attack's ASR
             series = {"test_acc": "test accuracy"}
         if self.series is None or self.attacks:
-            series = {
-                **series,
-                **{c: f"ASR {c[4:].upper()}" for c in columns if c.startswith("asr_")},
-            }
+            # Figures 4 and 8 (series None) draw each attack's ASR both ways: the paper's,
+            # and among the sources the snapshot classifies correctly (dashed).
+            series = {**series, **asr_labels(columns, conditional=self.series is None)}
         return {c: label for c, label in series.items() if c in columns}
 
     def series_for(self, table: pd.DataFrame) -> dict[str, str]:
@@ -68,11 +69,27 @@ class Figure:
         return drawn
 
 
+def asr_labels(columns, conditional: bool) -> dict[str, str]:
+    """The ASR columns among ``columns`` with their legend labels; the conditional ones
+    (``asr_<attack>_given_correct``) only when ``conditional``."""
+    out = {}
+    for c in columns:
+        if not c.startswith("asr_"):
+            continue
+        if c.endswith(GIVEN_CORRECT):
+            if conditional:
+                out[c] = f"ASR {c[4 : -len(GIVEN_CORRECT)].upper()}, among correct sources"
+        else:
+            out[c] = f"ASR {c[4:].upper()} (paper's)" if conditional else f"ASR {c[4:].upper()}"
+    return out
+
+
 #: How every figure reads; the report prints it above the figures and W&B adds it to each
 #: figure's caption (the images carry no title).
 KEY = (
     "Lines: mean across folds; bars: one std; dotted verticals: each fold's best epoch, "
-    "where the attacks were crafted."
+    "where the attacks were crafted; dashed: an attack's ASR among the sources the snapshot "
+    "classifies correctly, beside the paper's ASR in the same colour."
 )
 
 
@@ -168,19 +185,24 @@ def draw(
     fig, axes = plt.subplots(1, len(drawable), figsize=(5 * len(drawable), 3.8), squeeze=False)
     for ax, (panel, table) in zip(axes[0], drawable.items(), strict=True):
         folds = int(table["n_folds"].max())
+        colours: dict[str, str] = {}
         for column, label in figure.series_for(table).items():
             # Epochs a series has no value at (metrics scored every k-th snapshot) are left
             # out, so that the line joins the scored epochs instead of breaking at each gap.
             scored = table["mean"][column].notna()
             mean, std = table["mean"][column][scored], table["std"][column][scored]
-            ax.errorbar(
+            paper = column.removesuffix(GIVEN_CORRECT)
+            drawn = ax.errorbar(
                 mean.index,
                 mean,
                 yerr=None if folds < 2 else std,
                 label=label,
                 capsize=2,
                 marker=".",
+                color=colours.get(paper) if paper != column else None,
+                linestyle="--" if paper != column else "-",
             )
+            colours.setdefault(column, drawn.lines[0].get_color())
         for i, epoch in enumerate((best_epochs or {}).get(panel, [])):
             label = "best epoch (per fold)" if i == 0 else None
             ax.axvline(epoch, color="grey", linestyle=":", linewidth=1.2, label=label)

@@ -31,6 +31,7 @@ from advfit.report.intervals import (
     Interval,
     judge,
 )
+from advfit.rundir import GIVEN_CORRECT
 from advfit.trend import RHO_FIRST_EPOCH, change_after, rho_from
 
 
@@ -78,6 +79,21 @@ def claims(regime: str, runs: list[Run]) -> dict[str, str]:
         every = all("val_robust_acc" in run.epochs.columns for run in runs)
         return {ROBUST_CLAIM: "val_robust_acc"} if every else {}
     return {column[len("asr_") :]: column for column in attack_columns(runs)}
+
+
+#: The verdict's two readings of an attack's ASR (its ``asr`` column): the paper's, and the
+#: ASR among the sources each snapshot classifies correctly (``asr_<attack>_given_correct``).
+PAPERS, CONDITIONAL = "paper's", "given correct"
+
+
+def reading(name: str) -> tuple[str, str]:
+    """(attack, reading) of a claim's name: ``fgsm`` -> (fgsm, paper's), ``fgsm_given_correct``
+    -> (fgsm, given correct); the adversarial regime's claim has no ASR reading ("")."""
+    if name == ROBUST_CLAIM:
+        return name, ""
+    if name.endswith(GIVEN_CORRECT):
+        return name[: -len(GIVEN_CORRECT)], CONDITIONAL
+    return name, PAPERS
 
 
 def attack_columns(runs: list[Run]) -> list[str]:
@@ -242,9 +258,11 @@ def fold_numbers(regime: str, runs: list[Run], t: Thresholds) -> pd.DataFrame:
             else:
                 value, agrees = numbers["rho"], numbers["rho"] >= t.min_rho
             dead = run.not_learned or ""
+            attack, asr = reading(name)
             rows.append(
                 {
-                    "attack": name,
+                    "attack": attack,
+                    "asr": asr,
                     "best_epoch": int(run.summary["best_epoch"]),
                     **numbers,
                     "agrees": None if math.isnan(value) or dead else bool(agrees),
@@ -270,7 +288,9 @@ def verdict(
     if numbers is None:
         numbers = fold_numbers(regime, runs, t)
     for name in claims(regime, runs):
-        every = numbers[numbers["attack"] == name].reset_index(drop=True)
+        attack, asr = reading(name)
+        mine = (numbers["attack"] == attack) & (numbers["asr"] == asr)
+        every = numbers[mine].reset_index(drop=True)
         folds = every[every["not_learned"] == ""].reset_index(drop=True)
         dead = left_out(every)
         if dead and len(folds) < 2:  # too few folds because some did not learn
@@ -292,7 +312,8 @@ def verdict(
         robust = n.get("robust_drop")
         rows.append(
             {
-                "attack": name,
+                "attack": attack,
+                "asr": asr,
                 "rho_mean": n["rho"].mean,
                 "rho_low": n["rho"].low,
                 "rho_high": n["rho"].high,
@@ -318,3 +339,57 @@ def verdict(
             }
         )
     return pd.DataFrame(rows)
+
+
+def survival(verdicts: pd.DataFrame) -> list[str]:
+    """Per dataset, regime and attack read both ways: whether the paper's answer survives
+    separating fragility from plain error (its reading and the conditional one both hold),
+    or only one reading holds, or neither; an undetermined reading is named as such."""
+    lines = []
+    keys = ["dataset", "regime", "attack"]
+    for (dataset, regime, attack), part in verdicts.groupby(keys, sort=False):
+        words = dict(zip(part["asr"], part["holds"], strict=True))
+        if PAPERS not in words or CONDITIONAL not in words:
+            continue
+        paper, given = words[PAPERS], words[CONDITIONAL]
+        if paper == HOLDS and given == HOLDS:
+            said = "survives: the claim holds in both readings"
+        elif UNDETERMINED in (paper, given):
+            said = (
+                f"cannot be told yet: the paper's reading {_says(paper)}, the conditional "
+                f"one {_says(given)}"
+            )
+        elif paper == HOLDS:
+            said = (
+                "does not survive: only the paper's reading holds (the ASR among correctly "
+                "classified sources does not bear it out)"
+            )
+        elif given == HOLDS:
+            said = (
+                "only the conditional reading holds: once plain error is left out, the claim "
+                "holds where the paper's ASR did not show it"
+            )
+        else:
+            said = "neither reading holds"
+        lines.append(f"{dataset}, {regime}, {attack}: {said}")
+    return lines
+
+
+def _says(word: str) -> str:
+    return {UNDETERMINED: "is undetermined"}.get(word, word)
+
+
+def early_gap(runs: list[Run], attack: str, first: int, last: int) -> float:
+    """How much of the paper's ASR is plain error at early epochs: the mean over the runs of
+    the mean over epochs ``first``..``last`` of ASR minus the conditional ASR (NaN where
+    neither is read)."""
+    gaps = []
+    for run in runs:
+        paper, given = f"asr_{attack}", f"asr_{attack}{GIVEN_CORRECT}"
+        if paper not in run.epochs or given not in run.epochs:
+            continue
+        early = run.epochs[(run.epochs["epoch"] >= first) & (run.epochs["epoch"] <= last)]
+        gap = (early[paper] - early[given]).dropna()
+        if len(gap):
+            gaps.append(float(gap.mean()))
+    return float(sum(gaps) / len(gaps)) if gaps else math.nan

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 from omegaconf import OmegaConf
 
+from advfit.report.verdict import CONDITIONAL
 from advfit.tracking.mode import resolve_wandb_mode
 from advfit.tracking.runs import REPORT_JOB, close, own_run
 
@@ -65,7 +66,9 @@ def log_report(
     row.update({name: wandb.Table(dataframe=t) for name, t in tables.items() if t is not None})
     wandb_run.log(row)
     for r in verdicts.to_dict("records") if not verdicts.empty else []:
-        wandb_run.summary[f"verdict/{r['dataset']}/{r['regime']}/{r['attack']}"] = r["holds"]
+        reading = "/given_correct" if r.get("asr") == CONDITIONAL else ""
+        key = f"verdict/{r['dataset']}/{r['regime']}/{r['attack']}{reading}"
+        wandb_run.summary[key] = r["holds"]
     artifact = wandb.Artifact(f"{wandb_run.name}-report", type="report")
     for name in ("report.html", "report.md"):
         artifact.add_file(str(out / name))

@@ -5,9 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 FMNIST := $(shell sed -n "s/^fashion_mnist_system: *//p" conf/paths/default.yaml)
 ARGS ?=
-# The sweep the report targets read: the newest directory under multirun/ that holds
+# Where sweeps go: $(ADVFIT_ROOT)/multirun when ADVFIT_ROOT is set, else ./multirun; the one
+# variable conf/paths/default.yaml reads too (paths.sweep_dir).
+MULTIRUN := $(or $(ADVFIT_ROOT),.)/multirun
+# The sweep the report targets read: the newest directory under $(MULTIRUN) that holds
 # finished runs (a report's own output directory holds none).
-SWEEP ?= $(shell for d in $$(ls -td multirun/*/ 2>/dev/null); do \
+SWEEP ?= $(shell for d in $$(ls -td $(MULTIRUN)/*/ 2>/dev/null); do \
   if find "$$d" -name DONE -print -quit | grep -q .; then echo "$$d"; break; fi; done)
 REPORT = $(PY) -m advfit.report $(SWEEP)
 
@@ -64,8 +67,8 @@ data: install ## Fetch or unpack data sets into data/ (or ADVFIT_DATA) once: mak
 
 demo: install ## The main job: a small real study on Fashion-MNIST (minutes on a CPU; LAUNCHER=slurm)
 	$(PY) train.py -m experiment=demo $(LAUNCH) $(ARGS)
-	$(PY) -m advfit.summarize multirun/demo
-	$(PY) -m advfit.report multirun/demo
+	$(PY) -m advfit.summarize $(MULTIRUN)/demo
+	$(PY) -m advfit.report $(MULTIRUN)/demo
 
 # make paper runs JOBS runs at once (default: one per core, at most the 10 of a sweep), each
 # with cores / JOBS threads: on 2 cores two 1-thread jobs train 32x32 LeNet faster than one
@@ -81,19 +84,19 @@ DATA ?= fashion_mnist
 paper: install ## The paper's protocol: CIFAR-10 and STL-10, both regimes, 5 folds, 35 epochs (LAUNCHER=slurm on a cluster)
 	$(PY) train.py -m experiment=paper_cifar10 $(LAUNCH) $(ARGS)
 	$(PY) train.py -m experiment=paper_stl10 $(LAUNCH) $(ARGS)
-	$(PY) -m advfit.report multirun/paper_cifar10 multirun/paper_stl10 --out multirun/paper_report
+	$(PY) -m advfit.report $(MULTIRUN)/paper_cifar10 $(MULTIRUN)/paper_stl10 --out $(MULTIRUN)/paper_report
 
 resnet-cifar10: install ## The paper's protocol with ResNet-18 on RGB CIFAR-10, eps 8/255 (a GPU job)
 	$(PY) train.py -m experiment=resnet_cifar10 $(LAUNCH) $(ARGS)
-	$(PY) -m advfit.report multirun/resnet_cifar10
+	$(PY) -m advfit.report $(MULTIRUN)/resnet_cifar10
 
 robust-overfitting: install ## Rice et al.'s robust overfitting: PGD-10 training of ResNet-18 on CIFAR-10, 200 epochs (a GPU job)
 	$(PY) train.py -m experiment=robust_overfitting $(LAUNCH) $(ARGS)
-	$(PY) -m advfit.report multirun/robust_overfitting
+	$(PY) -m advfit.report $(MULTIRUN)/robust_overfitting
 
 robust-overfitting-cpu: install ## Adversarial training at the demo's size on Fashion-MNIST (minutes on a CPU)
 	$(PY) train.py -m experiment=robust_overfitting_cpu $(LAUNCH) $(ARGS)
-	$(PY) -m advfit.report multirun/robust_overfitting_cpu
+	$(PY) -m advfit.report $(MULTIRUN)/robust_overfitting_cpu
 
 report: install ## Figures, tables, verdict, report.md and report.html of SWEEP=<dir> (default: latest)
 	$(REPORT)
@@ -113,7 +116,7 @@ sync: install ## Upload the offline W&B runs of SWEEP=<dir> (after `wandb login`
 	$(VENV)/bin/wandb sync $$runs
 
 dashboard: install ## Save the W&B workspace of the paper's figures: make dashboard ENTITY=me [PROJECT=advfit TASK=demo]
-	$(PY) -m advfit.dashboard --entity "$(ENTITY)" --project "$(or $(PROJECT),advfit)" \
+	$(PY) -m advfit.tracking.dashboard --entity "$(ENTITY)" --project "$(or $(PROJECT),advfit)" \
 	  $(if $(TASK),--task $(TASK)) $(if $(DRY_RUN),--dry-run --out $(DRY_RUN))
 
 bench: install ## Speed benchmarks (see BENCHMARKS.md for recorded results)

@@ -48,8 +48,8 @@ import torch
 import torch.nn.functional as F
 from omegaconf import OmegaConf
 
+from advfit.cores import threads_per_job
 from advfit.data.folds import check_folds
-from advfit.sweep import threads_per_job
 
 ROOT = Path(__file__).resolve().parents[1]
 

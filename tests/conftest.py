@@ -14,8 +14,8 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from advfit.config import register_resolvers
+from advfit.cores import threads_per_job
 from advfit.data import FashionMNISTDataModule
-from advfit.sweep import threads_per_job
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -18,7 +18,7 @@ from advfit.data.batches import to_unit_range
 from advfit.errors import ConfigError
 from advfit.metrics import RobustAccuracy
 from advfit.models import LeNet
-from advfit.replay.classify import load_weights
+from advfit.replay.network import load_weights
 from advfit.report.__main__ import main as report
 from advfit.report.figures import FIGURES
 from advfit.tasks import build
@@ -209,7 +209,9 @@ def adversarial_training_is_more_robust_and_the_report_judges_robust_overfitting
     assert report([str(sweep), "--wandb", "disabled"]) == 0
     verdicts = pd.read_csv(sweep / "report" / "verdict.csv")
     row = verdicts[verdicts["regime"] == "adversarial"].iloc[0]
-    assert row["attack"] == "robust_overfitting" and row["holds"] == "undetermined"
+    # Judged by its regime's claim, which reads no attack.
+    assert row["claim"] == "robust_overfitting" and pd.isna(row["attack"])
+    assert row["verdict"] == "undetermined"
     folds = pd.read_csv(sweep / "report" / "verdict_folds.csv")
     drop = folds[folds["regime"] == "adversarial"]["robust_drop"].iloc[0]
     expected = -change_after(epochs, "val_robust_acc", summary["best_epoch"])

@@ -105,7 +105,7 @@ def test_the_verdicts_companion_rows_read_the_conditional_asr_by_the_same_rule(t
         for f, frame in enumerate(fold_curves("normal", slopes))
     ]
     t = Thresholds()
-    rows = verdict("normal", collect([tmp_path]).groups()[("cifar10", "normal")], t)
+    rows = verdict("generalization", collect([tmp_path]).groups()[("cifar10", "normal")], t)
     assert rows[["attack", "asr"]].values.tolist() == [["fgsm", PAPERS], ["fgsm", CONDITIONAL]]
     for column, row in zip(["asr_fgsm", "asr_fgsm_given_correct"], rows.itertuples(), strict=True):
         rhos = []
@@ -115,7 +115,7 @@ def test_the_verdicts_companion_rows_read_the_conditional_asr_by_the_same_rule(t
         mean, low, high = hand_interval(rhos)
         expected = (mean, max(low, -1.0), min(high, 1.0))
         assert (row.rho_mean, row.rho_low, row.rho_high) == pytest.approx(expected)
-    assert rows["holds"].tolist() == ["holds", "does not hold"]
+    assert rows["verdict"].tolist() == ["holds", "does not hold"]
     assert survival(rows.assign(dataset="cifar10", regime="normal")) == [
         "cifar10, normal, fgsm: does not survive: only the paper's reading holds (the ASR "
         "among correctly classified sources does not bear it out)"

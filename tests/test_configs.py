@@ -175,3 +175,11 @@ def test_evaluate_replays_new_attacks_at_the_runs_eval_batch_size(tmp_path, data
     # Without attack=[...] the run's own attacks, as it ran them.
     own = instantiate(replay_attacks(None, run_cfg))
     assert own["pgd"].batch_size == expected
+
+
+def test_the_wandb_start_up_wait_has_one_number():
+    """conf/logger/wandb.yaml's init_timeout and the runs advfit opens itself (evaluate,
+    report) wait the same: advfit.tracking.runs.INIT_TIMEOUT."""
+    from advfit.tracking.runs import INIT_TIMEOUT
+
+    assert OmegaConf.load(Path(CONF) / "logger/wandb.yaml").wandb.init_timeout == INIT_TIMEOUT

@@ -76,43 +76,47 @@ def test_the_signal_comes_early_enough_to_train_under_short_limits():
 
 
 def test_jobs_side_by_side_spread_over_the_visible_gpus(monkeypatch):
-    from advfit import tasks
+    import torch
 
-    assert [tasks.assigned_gpu(k, 10, 4) for k in range(6)] == [0, 1, 2, 3, 0, 1]
-    assert tasks.assigned_gpu(3, 1, 4) is None  # one job at a time: Lightning's choice
-    assert tasks.assigned_gpu(3, 10, 1) is None  # one GPU (SLURM gives each job its own)
-    monkeypatch.setattr(tasks.torch.cuda, "device_count", lambda: 3)
-    monkeypatch.setattr(tasks, "parallel_jobs", lambda: 10)
+    from advfit import cores
+
+    assert [cores.assigned_gpu(k, 10, 4) for k in range(6)] == [0, 1, 2, 3, 0, 1]
+    assert cores.assigned_gpu(3, 1, 4) is None  # one job at a time: Lightning's choice
+    assert cores.assigned_gpu(3, 10, 1) is None  # one GPU (SLURM gives each job its own)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    monkeypatch.setattr(cores, "parallel_jobs", lambda: 10)
     for job, gpu in ((0, 0), (4, 1), (8, 2)):
-        monkeypatch.setattr(tasks, "job_number", lambda job=job: job)
+        monkeypatch.setattr(cores, "job_number", lambda job=job: job)
         cfg = OmegaConf.create({"trainer": {"accelerator": "auto", "devices": "auto"}})
         OmegaConf.set_struct(cfg, True)
-        tasks.spread_over_gpus(cfg)
+        cores.spread_over_gpus(cfg)
         assert cfg.trainer.devices == [gpu]
     cfg = OmegaConf.create({"trainer": {"accelerator": "gpu", "devices": [2]}})
-    tasks.spread_over_gpus(cfg)
+    cores.spread_over_gpus(cfg)
     assert cfg.trainer.devices == [2]  # a user's own choice is kept
     cfg = OmegaConf.create({"trainer": {"accelerator": "cpu", "devices": "auto"}})
-    tasks.spread_over_gpus(cfg)
+    cores.spread_over_gpus(cfg)
     assert cfg.trainer.devices == "auto"
 
 
 def test_threads_stay_within_the_cores_the_job_was_given(monkeypatch):
-    from advfit import sweep, tasks
+    import torch
 
-    monkeypatch.setattr(sweep.os, "sched_getaffinity", lambda pid: set(range(16)))
+    from advfit import cores
+
+    monkeypatch.setattr(cores.os, "sched_getaffinity", lambda pid: set(range(16)))
     monkeypatch.delenv("SLURM_CPUS_PER_TASK", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    assert sweep.usable_cores() == 16 and sweep.threads_per_job(3) == 5
+    assert cores.usable_cores() == 16 and cores.threads_per_job(3) == 5
     # SLURM allotted 2 of the node's 16 cores without binding the job to them.
     monkeypatch.setenv("SLURM_CPUS_PER_TASK", "2")
-    assert sweep.usable_cores() == 2 and sweep.threads_per_job(4) == 1
-    monkeypatch.setattr(sweep.os, "sched_getaffinity", lambda pid: {0})  # bound to one core
-    assert sweep.usable_cores() == 1
+    assert cores.usable_cores() == 2 and cores.threads_per_job(4) == 1
+    monkeypatch.setattr(cores.os, "sched_getaffinity", lambda pid: {0})  # bound to one core
+    assert cores.usable_cores() == 1
 
-    monkeypatch.setattr(sweep.os, "sched_getaffinity", lambda pid: set(range(16)))
-    monkeypatch.setattr(tasks, "parallel_jobs", lambda: 1)
-    before = tasks.torch.get_num_threads()
+    monkeypatch.setattr(cores.os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.setattr(cores, "parallel_jobs", lambda: 1)
+    before = torch.get_num_threads()
     try:
         for cpu_threads, env, expected in (
             (None, {"SLURM_CPUS_PER_TASK": "2"}, 2),  # the allotment, not the node's 16
@@ -123,8 +127,8 @@ def test_threads_stay_within_the_cores_the_job_was_given(monkeypatch):
             for key, value in env.items():
                 monkeypatch.setenv(key, value)
             if "OMP_NUM_THREADS" in env:
-                tasks.torch.set_num_threads(1)
-            tasks.set_cpu_threads(OmegaConf.create({"cpu_threads": cpu_threads}))
-            assert tasks.torch.get_num_threads() == expected, (cpu_threads, env)
+                torch.set_num_threads(1)
+            cores.set_cpu_threads(OmegaConf.create({"cpu_threads": cpu_threads}))
+            assert torch.get_num_threads() == expected, (cpu_threads, env)
     finally:
-        tasks.torch.set_num_threads(before)
+        torch.set_num_threads(before)

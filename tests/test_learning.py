@@ -104,10 +104,10 @@ def test_a_dead_fold_is_left_out_of_the_verdict_the_curves_and_the_tables(tmp_pa
         pytest.approx((mean, low, high))
     )
     assert (row["folds"], row["folds_learned"], row["folds_not_learned"]) == (5, 4, 1)
-    assert row["folds_agreeing"] == "4 of 4 folds" and row["holds"] == "holds"
+    assert row["folds_agreeing"] == "4 of 4 folds" and row["verdict"] == "holds"
     assert (
         "left out: fold 0 did not learn (validation accuracy <= 0.106, chance band up to "
-        "0.119" in row["claim"]
+        "0.119" in row["reasons"]
     )
 
     # The per-fold table keeps fold 0's numbers, marked, agreeing with nothing.
@@ -137,9 +137,9 @@ def test_a_group_left_with_one_learning_fold_is_undetermined_for_that_reason(tmp
         record_learning(write_run(tmp_path, "cifar10", "overfit", fold, frame))
     assert report([str(tmp_path), "--wandb", "disabled"]) == 0
     row = pd.read_csv(tmp_path / "report" / "verdict.csv").iloc[0]
-    assert row["holds"] == "undetermined"
-    assert row["claim"].startswith("1 of 3 folds learned: the verdict needs at least 2")
-    assert "fold 0 did not learn" in row["claim"] and "fold 2 did not learn" in row["claim"]
+    assert row["verdict"] == "undetermined"
+    assert row["reasons"].startswith("1 of 3 folds learned: the verdict needs at least 2")
+    assert "fold 0 did not learn" in row["reasons"] and "fold 2 did not learn" in row["reasons"]
 
 
 class OneClass(nn.Module):
@@ -193,3 +193,26 @@ def test_a_real_run_that_cannot_learn_is_reported_as_not_learned(tmp_path, fmnis
     summarize([str(tmp_path / "multirun" / "diverged")])
     printed = capsys.readouterr().out
     assert f"1 of 1 runs did not learn: {run.name}" in printed
+
+
+def test_a_run_of_an_earlier_version_is_judged_for_learning_after_the_fact(tmp_path):
+    """Its summary.json predates the learned record: its epochs.csv is judged with the
+    classes of its data (CIFAR-10: 10) and the validation fold its saved config's subset and
+    fold count leave (1,200 / 5 = 240 images), and the report says so."""
+    import yaml
+
+    frames = fold_curves("overfit", [-0.02, -0.01, -0.015, -0.02])
+    frames[0] = dead_curves()
+    for fold, frame in enumerate(frames):
+        run = write_run(tmp_path, "cifar10", "overfit", fold, frame)
+        config = yaml.safe_load(run.config.read_text())
+        config["data"]["train_subset"], config["n_folds"] = 1200, 5
+        run.config.write_text(yaml.safe_dump(config))
+        run.mark_done()
+        assert "learned" not in json.loads(run.summary_json.read_text())
+    assert report([str(tmp_path), "--wandb", "disabled"]) == 0
+    row = pd.read_csv(tmp_path / "report" / "verdict.csv").iloc[0]
+    assert (row["folds_learned"], row["folds_not_learned"]) == (3, 1)
+    band = chance_band(10, 240)
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert f"chance band up to {band:.3f} (10 classes, 240 validation images); judged after " in md

@@ -38,6 +38,12 @@ from tests.test_report import distances, trend, write_run
         ("run_name=../../x", "run_name='../../x' is invalid"),
         ("fold=0-4", "fold=0-4 is a range of runs: sweeping it needs -m"),
         ("data.train_subset=3", "data.train_subset=3 is invalid: a stratified subset"),
+        (
+            "regime.claim=robustness",
+            "regime.claim='robustness' in regime=overfit is not a claim the verdict knows: "
+            "one of generalization, overfitting, robust_overfitting",
+        ),
+        ("~regime.claim", "regime.claim is missing in regime=overfit: a regime declares"),
     ],
 )
 def test_bad_values_stop_before_training(tmp_path, fmnist_dir, override, message):

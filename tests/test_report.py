@@ -11,7 +11,7 @@ import pytest
 
 from advfit.report.__main__ import main
 from advfit.report.collect import ReportError, aggregate, collect, pooled_distances
-from advfit.report.verdict import Thresholds, verdict
+from advfit.report.verdict import Thresholds, claim_of, verdict
 from advfit.rundir import RunDir
 
 
@@ -157,8 +157,8 @@ def test_verdict_holds_on_the_papers_trend_and_not_on_its_reverse(tmp_path):
         }
         s = collect([root])
         for (_, regime), group in s.groups().items():
-            row = verdict(regime, group, t).iloc[0]
-            assert row["holds"] == expected, (regime, row["claim"])
+            row = verdict(claim_of(group)[0], group, t).iloc[0]
+            assert row["verdict"] == expected, (regime, row["reasons"])
         assert len(s.groups()) == 2 and all(len(v) == 2 for v in runs.values())
 
 
@@ -268,7 +268,7 @@ def test_normal_regime_verdict_reads_the_interval_over_folds(tmp_path, slopes, e
         for f, frame in enumerate(fold_curves("normal", slopes))
     ]
     t = Thresholds()
-    row = verdict("normal", collect([tmp_path]).groups()[("cifar10", "normal")], t).iloc[0]
+    row = verdict("generalization", collect([tmp_path]).groups()[("cifar10", "normal")], t).iloc[0]
     rhos = []
     for run in runs:
         # From epoch 5 on; the best epoch, 12 (validation accuracy rises throughout), is where
@@ -278,8 +278,8 @@ def test_normal_regime_verdict_reads_the_interval_over_folds(tmp_path, slopes, e
     mean, low, high = hand_interval(rhos)
     low, high = max(low, -1.0), min(high, 1.0)  # rho lies in [-1, 1]
     assert (row["rho_mean"], row["rho_low"], row["rho_high"]) == pytest.approx((mean, low, high))
-    assert row["holds"] == expected
-    assert ("folds would decide it" in row["claim"]) == (expected == "undetermined")
+    assert row["verdict"] == expected
+    assert ("folds would decide it" in row["reasons"]) == (expected == "undetermined")
     n_agree = sum(r >= t.min_rho for r in rhos)
     assert row["folds_agreeing"] == (agreeing or f"{n_agree} of 5 folds")
     assert expected != "undetermined" or low < t.min_rho < high
@@ -300,7 +300,7 @@ def test_overfit_regime_verdict_reads_the_interval_of_the_asr_change(tmp_path, s
         write_run(tmp_path, "cifar10", "overfit", f, frame)
         for f, frame in enumerate(fold_curves("overfit", slopes))
     ]
-    row = verdict("overfit", collect([tmp_path]).groups()[("cifar10", "overfit")], Thresholds())
+    row = verdict("overfitting", collect([tmp_path]).groups()[("cifar10", "overfit")], Thresholds())
     row = row.iloc[0]
     changes = []
     for run in runs:
@@ -311,8 +311,8 @@ def test_overfit_regime_verdict_reads_the_interval_of_the_asr_change(tmp_path, s
     assert (row["asr_change_after_best"], row["asr_change_low"], row["asr_change_high"]) == (
         pytest.approx((mean, low, high))
     )
-    assert row["holds"] == expected, row["claim"]
-    assert ("folds would decide it" in row["claim"]) == (expected == "undetermined")
+    assert row["verdict"] == expected, row["reasons"]
+    assert ("folds would decide it" in row["reasons"]) == (expected == "undetermined")
 
 
 @pytest.mark.parametrize("regime", ["normal", "overfit"])
@@ -333,13 +333,16 @@ def test_the_best_epochs_white_box_asr_enters_no_statistic(tmp_path, regime):
         for f, frame in enumerate(fold_curves(regime, slopes)):
             frame.loc[frame["epoch"] == best, "asr_fgsm"] = spike
             write_run(root, "cifar10", regime, f, frame)
-        rows.append(verdict(regime, collect([root]).groups()[("cifar10", regime)], Thresholds()))
+        group = collect([root]).groups()[("cifar10", regime)]
+        rows.append(verdict(claim_of(group)[0], group, Thresholds()))
     pd.testing.assert_frame_equal(rows[0], rows[1])
     row = rows[0].iloc[0]
     if regime == "normal":  # flat ASR: rho near 0, whatever the white-box spike
-        assert row["holds"] != "holds" and abs(row["rho_mean"]) < 0.5
+        assert row["verdict"] != "holds" and abs(row["rho_mean"]) < 0.5
     else:  # ASR flat after a white-box 1.0: no change, not a 0.4 fall
-        assert abs(row["asr_change_after_best"]) < 0.05 and row["holds"] == "holds", row["claim"]
+        assert abs(row["asr_change_after_best"]) < 0.05 and row["verdict"] == "holds", row[
+            "reasons"
+        ]
 
 
 @pytest.mark.parametrize(("loss_rises", "expected"), [(True, "holds"), (False, "undetermined")])
@@ -357,25 +360,27 @@ def test_overfitting_is_read_from_validation_loss_when_accuracy_plateaus(
         frame = curves(e, val, val, np.where(e <= 6, 0.9, 0.9 - 0.02 * (e - 6)))
         write_run(tmp_path, "cifar10", "overfit", fold, frame.assign(val_loss=loss))
         rises.append(loss[-1] / loss.min() - 1)
-    row = verdict("overfit", collect([tmp_path]).groups()[("cifar10", "overfit")], Thresholds())
+    row = verdict("overfitting", collect([tmp_path]).groups()[("cifar10", "overfit")], Thresholds())
     row = row.iloc[0]
     assert row["val_loss_rise"] == pytest.approx(np.mean(rises))
-    assert row["holds"] == expected, row["claim"]
+    assert row["verdict"] == expected, row["reasons"]
     if loss_rises:
         mean, low, high = hand_interval(rises)
-        assert f"validation loss ends {mean:+.3f} [{low:+.3f}, {high:+.3f}] above" in row["claim"]
+        assert f"validation loss ends {mean:+.3f} [{low:+.3f}, {high:+.3f}] above" in row["reasons"]
     else:
         assert (
-            "not clearly more than 0.01" in row["claim"]
-            and "do not clearly overfit" in (row["claim"])
+            "not clearly more than 0.01" in row["reasons"]
+            and "do not clearly overfit" in (row["reasons"])
         )
 
 
 def test_two_epochs_or_one_fold_are_undetermined_with_the_reason(tmp_path):
     write_run(tmp_path, "cifar10", "normal", 0, trend("normal", 0))
-    row = verdict("normal", collect([tmp_path]).groups()[("cifar10", "normal")], Thresholds())
-    assert row.iloc[0]["holds"] == "undetermined"
-    assert "in at least 2 folds; 1 fold(s) have them" in row.iloc[0]["claim"]
+    row = verdict(
+        "generalization", collect([tmp_path]).groups()[("cifar10", "normal")], Thresholds()
+    )
+    assert row.iloc[0]["verdict"] == "undetermined"
+    assert "in at least 2 folds; 1 fold(s) have them" in row.iloc[0]["reasons"]
 
 
 def test_a_best_epoch_next_to_last_leaves_no_asr_change_to_read(tmp_path):
@@ -384,10 +389,10 @@ def test_a_best_epoch_next_to_last_leaves_no_asr_change_to_read(tmp_path):
     for fold in range(3):
         val = np.where(e <= 11, 0.5 + 0.03 * e, 0.7) + 0.01 * fold  # best epoch 11
         write_run(tmp_path, "cifar10", "overfit", fold, curves(e, val, val, 0.8 - 0.01 * e))
-    row = verdict("overfit", collect([tmp_path]).groups()[("cifar10", "overfit")], Thresholds())
+    row = verdict("overfitting", collect([tmp_path]).groups()[("cifar10", "overfit")], Thresholds())
     row = row.iloc[0]
-    assert row["holds"] == "undetermined" and np.isnan(row["asr_change_after_best"])
-    assert "0 fold(s) have at least 2 epochs after the best" in row["claim"]
+    assert row["verdict"] == "undetermined" and np.isnan(row["asr_change_after_best"])
+    assert "0 fold(s) have at least 2 epochs after the best" in row["reasons"]
 
 
 def test_the_report_starts_without_lightning_or_torch():
@@ -584,3 +589,25 @@ def test_ctrl_c_during_the_report_leaves_the_previous_one_whole(sweep):
     assert job.returncode == 130, stderr
     assert stderr.strip().splitlines() == [f"stopped by SIGINT: {out} is as it was before"]
     assert files() == before and not list(sweep.glob(".report.*"))
+
+
+def test_make_report_finds_the_sweep_under_advfit_root(tmp_path):
+    """The Makefile reads sweeps where the configs write them: $ADVFIT_ROOT/multirun."""
+    import os
+
+    from tests.conftest import ROOT
+
+    sweep = tmp_path / "multirun" / "mine"
+    for fold in (0, 1):
+        write_run(sweep, "cifar10", "overfit", fold, trend("overfit", fold))
+    venv = Path(sys.prefix)
+    result = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), f"--assume-old={venv / '.installed'}", "report",
+         f"VENV={venv}", "ARGS="],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ADVFIT_ROOT": str(tmp_path), "WANDB_MODE": "disabled"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (sweep / "report" / "report.md").is_file()
+    assert f"report: {sweep.resolve() / 'report' / 'report.md'}" in result.stdout

@@ -17,10 +17,10 @@ from omegaconf import OmegaConf
 from PIL import Image as PILImage
 from torchvision.datasets import FashionMNIST
 
-from advfit import dashboard
 from advfit.report.__main__ import main as report_main
 from advfit.rundir import RunDir
 from advfit.tasks import evaluate, train
+from advfit.tracking import dashboard
 from tests.conftest import compose_cfg, run_cli
 from tests.wandb_history import history, logged_value, offline_runs, records
 

@@ -7,10 +7,12 @@ import math
 import re
 from pathlib import Path
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from advfit.data.folds import check_folds
 from advfit.errors import ConfigError, user_error
-from advfit.identity import flatten, is_result_neutral
+from advfit.identity import CLAIMS, flatten, is_result_neutral
 
 #: The project's Hydra configs (the package is installed from its checkout, editable).
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -150,8 +152,6 @@ def check_finite(cfg: DictConfig) -> None:
 
 def validate_train_config(cfg: DictConfig) -> None:
     """Check the values a run stands on before anything is written."""
-    from advfit.data.folds import check_folds
-
     try:
         check_folds(_int(cfg, "n_folds"), _int(cfg, "fold"))
     except ConfigError:
@@ -181,7 +181,7 @@ def validate_train_config(cfg: DictConfig) -> None:
     check_finite(cfg)
     accelerator = str(OmegaConf.select(cfg, "trainer.accelerator")).lower()
     if accelerator in ("gpu", "cuda"):
-        import torch
+        import torch  # here: the up-front checks import torch only to look for a GPU
 
         _require(
             torch.cuda.is_available(),
@@ -192,6 +192,7 @@ def validate_train_config(cfg: DictConfig) -> None:
     _require(epochs >= 1, f"trainer.max_epochs={epochs} is invalid: it must be >= 1")
     regime = OmegaConf.select(cfg, "regime.name")
     _require(bool(regime), "regime.name is missing: choose regime=normal or regime=overfit")
+    check_claim(OmegaConf.select(cfg, "regime.claim"), f"regime={regime}")
     check_name("task_name", OmegaConf.select(cfg, "task_name"))
     check_name("run_name", OmegaConf.select(cfg, "run_name"))
     check_cpu_threads(cfg)
@@ -200,6 +201,21 @@ def validate_train_config(cfg: DictConfig) -> None:
         if OmegaConf.select(cfg, key) is not None:
             check_subset(key, _int(cfg, key))
     check_replay_parts(cfg)
+
+
+def check_claim(claim: object, where: str) -> None:
+    """``regime.claim``: one of :data:`advfit.identity.CLAIMS`, the one check, for train.py
+    (before training) and the report (runs whose saved config holds one)."""
+    names = ", ".join(CLAIMS)
+    _require(
+        claim is not None,
+        f"regime.claim is missing in {where}: a regime declares the claim the verdict judges "
+        f"its runs by, one of {names} (conf/regime/normal.yaml, say)",
+    )
+    _require(
+        claim in CLAIMS,
+        f"regime.claim={claim!r} in {where} is not a claim the verdict knows: one of {names}",
+    )
 
 
 def check_cpu_threads(cfg: DictConfig) -> None:
@@ -238,8 +254,6 @@ def check_attacks_given(attacks: object) -> None:
 
 def check_replay_parts(cfg: DictConfig) -> None:
     """Build the attacks and metrics once, so that their own checks run before training."""
-    from hydra.utils import instantiate
-
     check_attacks_given(OmegaConf.select(cfg, "attack"))
     try:
         instantiate(cfg.attack)

@@ -8,9 +8,33 @@ The one home of that fact, at the bottom layer: run naming and the sweep (``advf
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import Any
 
 from advfit.files import sha256_json
+
+
+class Claim(str, Enum):
+    """What a regime claims, which the verdict judges its runs by (``regime.claim``):
+    ``generalization``, ASR rises with test accuracy (the paper's normal regime);
+    ``overfitting``, ASR does not rise as the network overfits (its overfitting regime);
+    ``robust_overfitting``, robust validation accuracy falls after its peak (adversarial
+    training, Rice et al. 2020)."""
+
+    GENERALIZATION = "generalization"
+    OVERFITTING = "overfitting"
+    ROBUST_OVERFITTING = "robust_overfitting"
+
+
+CLAIMS = tuple(c.value for c in Claim)
+
+#: The claim of each regime of an earlier version, whose saved config names no
+#: ``regime.claim``: read from the regime's name (:func:`flat_config` fills it in).
+EARLIER_CLAIMS = {
+    "normal": Claim.GENERALIZATION.value,
+    "overfit": Claim.OVERFITTING.value,
+    "adversarial": Claim.ROBUST_OVERFITTING.value,
+}
 
 #: Keys that never change a run's results: where things go, how they are shown, how many
 #: threads compute them. The one list behind run naming, the check that a run directory
@@ -68,12 +92,15 @@ ADDED_KEYS = {"model.net.init": "torch", "model.optimizer.eps": 1e-8}
 
 
 def flat_config(config: dict[str, Any]) -> dict[str, Any]:
-    """A resolved config flattened to dotted keys, with :data:`ADDED_KEYS` filled in."""
+    """A resolved config flattened to dotted keys, with :data:`ADDED_KEYS` filled in, and
+    ``regime.claim`` from :data:`EARLIER_CLAIMS` where an earlier version's config lacks it."""
     flat = flatten(config)
     for key, value in ADDED_KEYS.items():
         section = key.rsplit(".", 1)[0] + "."
         if key not in flat and any(k.startswith(section) for k in flat):
             flat[key] = value
+    if "regime.claim" not in flat and flat.get("regime.name") in EARLIER_CLAIMS:
+        flat["regime.claim"] = EARLIER_CLAIMS[flat["regime.name"]]
     return flat
 
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 
@@ -106,3 +108,46 @@ def judge_recorded(
             "integers, at least 2 classes and 1 validation image"
         )
     return not_learned(epochs, k, n, rule)
+
+
+#: The training sets advfit reads by name (10 classes each), for runs of earlier versions that
+#: recorded no class and validation counts: (classes, training images).
+KNOWN_DATA = {
+    "fashion_mnist": (10, 60_000),
+    "mnist": (10, 60_000),
+    "cifar10": (10, 50_000),
+    "stl10": (10, 5_000),
+}
+
+
+def counts_from_config(config: dict) -> tuple[int, int] | None:
+    """(classes, validation images) of a run from its saved config alone: the classes of its
+    data (a data set advfit knows by name, or a custom ``.npz``'s training labels), the
+    validation fold its training subset and fold count leave. None when they cannot be told."""
+    data = config.get("data") or {}
+    n_folds = int(config.get("n_folds") or data.get("n_folds") or 5)
+    known = KNOWN_DATA.get(str(data.get("name")))
+    if known is not None:
+        classes, train = known
+    elif data.get("path") and Path(str(data["path"])).is_file():
+        try:
+            with np.load(str(data["path"]), allow_pickle=False) as arrays:
+                labels = arrays["y_train"]
+        except (OSError, ValueError, KeyError):
+            return None
+        classes, train = len(np.unique(labels)), len(labels)
+    else:
+        return None
+    subset = data.get("train_subset")
+    train = min(train, int(subset)) if subset else train
+    return classes, max(1, train // n_folds)
+
+
+def judge_after_the_fact(
+    config: dict, epochs: pd.DataFrame, rule: LearningRule = LearningRule()
+) -> str | None:
+    """Why a run of an earlier version (no ``learned`` record) did not learn, judged now
+    from its epochs.csv and :func:`counts_from_config`; None when it learned or cannot be
+    judged."""
+    counts = counts_from_config(config)
+    return None if counts is None else not_learned(epochs, *counts, rule)

@@ -4,7 +4,6 @@ how far a sweep has got."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -55,25 +54,6 @@ def check_slurm_launcher(launcher: dict[str, Any]) -> None:
             f"{launcher.get('timeout_min')}: the requeue signal must come after the job starts, "
             "so the delay must be shorter than the time limit (leave it at its default)"
         )
-
-
-def usable_cores() -> int:
-    """The cores this process may use: its CPU affinity (taskset, cpusets, a scheduler's
-    binding), and no more than SLURM allotted the job (``SLURM_CPUS_PER_TASK``), which a
-    cluster without CPU binding does not enforce: torch would take every core of the node."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # no affinity on this platform
-        cores = os.cpu_count() or 1
-    allotted = os.environ.get("SLURM_CPUS_PER_TASK", "")
-    if allotted.isdigit() and int(allotted) >= 1:
-        cores = min(cores, int(allotted))
-    return max(1, cores)
-
-
-def threads_per_job(jobs: int) -> int:
-    """CPU threads for each of ``jobs`` jobs running at once: usable cores // jobs, at least 1."""
-    return max(1, usable_cores() // max(1, int(jobs)))
 
 
 _RANGE = re.compile(rf"^(?P<key>[+~]*[\w.\-/@]+)={RANGE}$")

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from advfit.checkpoints import AtomicCheckpointIO, check_epoch_record, usable_checkpoint
 from advfit.config import check_attacks_given, replay_attacks, validate_train_config
+from advfit.cores import parallel_jobs, set_cpu_threads, spread_over_gpus
 from advfit.errors import ConfigError
 from advfit.learning import learning_summary
 from advfit.provenance import (
@@ -27,7 +28,7 @@ from advfit.provenance import (
 )
 from advfit.replay import Replay
 from advfit.rundir import RunDir, check_run_dir_matches
-from advfit.sweep import progress, threads_per_job, usable_cores
+from advfit.sweep import progress
 from advfit.tracking.replay import log_replay, open_evaluate_run
 from advfit.tracking.runs import close
 from advfit.tracking.training import finish_loggers, start_loggers, summarize
@@ -41,68 +42,6 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     if not group:
         return []
     return [instantiate(node) for node in group.values() if node is not None and "_target_" in node]
-
-
-def parallel_jobs() -> int:
-    """How many jobs of this sweep run at once: the launcher's n_jobs (-1: one per core);
-    1 outside a sweep or with the basic launcher."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        n_jobs = int(OmegaConf.select(HydraConfig.get(), "launcher.n_jobs", default=1) or 1)
-    except (ValueError, TypeError):
-        return 1
-    return usable_cores() if n_jobs == -1 else max(1, n_jobs)
-
-
-def job_number() -> int:
-    """This job's index in its sweep (Hydra's ``job.num``); 0 outside a sweep."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        return int(OmegaConf.select(HydraConfig.get(), "job.num", default=0) or 0)
-    except (ValueError, TypeError):
-        return 0
-
-
-def assigned_gpu(job: int, jobs_at_once: int, gpus: int) -> int | None:
-    """The GPU of job ``job`` when ``jobs_at_once`` jobs share ``gpus`` visible GPUs on one
-    machine: job k takes GPU k mod n. None when there is nothing to spread (one GPU, one job
-    at a time, or a scheduler that gives each job its own GPUs, as SLURM does)."""
-    if gpus <= 1 or jobs_at_once <= 1:
-        return None
-    return job % gpus
-
-
-def spread_over_gpus(cfg: DictConfig) -> None:
-    """Point ``trainer.devices`` at this job's GPU when jobs run side by side on a machine with
-    several (by default every job would take GPU 0). An explicit device choice is kept."""
-    accelerator = str(cfg.trainer.get("accelerator", "auto"))
-    devices = cfg.trainer.get("devices", "auto")
-    if accelerator not in ("auto", "gpu", "cuda") or str(devices) not in ("auto", "1"):
-        return
-    gpu = assigned_gpu(job_number(), parallel_jobs(), torch.cuda.device_count())
-    if gpu is not None:
-        with open_dict(cfg):
-            cfg.trainer.devices = [gpu]
-        log.info("job %d of jobs side by side: GPU %d", job_number(), gpu)
-
-
-def set_cpu_threads(cfg: DictConfig) -> None:
-    """Set torch's CPU threads: ``cpu_threads`` when given; else each of n jobs running side by
-    side gets usable cores // n; else ``OMP_NUM_THREADS`` when set; else the usable cores
-    (:func:`advfit.sweep.usable_cores`: the affinity, capped by SLURM's allotment). Torch on
-    its own takes every core of a node SLURM gave two of; beside busy processes each extra
-    thread costs (BENCHMARKS.md, "Training on a shared machine")."""
-    threads = cfg.get("cpu_threads")
-    if threads is None:
-        n_jobs = parallel_jobs()
-        if n_jobs == 1 and os.environ.get("OMP_NUM_THREADS", "").isdigit():
-            threads = torch.get_num_threads()
-        else:
-            threads = threads_per_job(n_jobs)
-    torch.set_num_threads(int(threads))
-    log.info("using %d CPU threads", int(threads))
 
 
 def build(cfg: DictConfig):
@@ -258,8 +197,6 @@ def replayed_table(run: RunDir) -> str:
 
 def command_line_overrides() -> list[str]:
     """The overrides of this Hydra launch as typed, spaces removed ([] outside Hydra)."""
-    from hydra.core.hydra_config import HydraConfig
-
     try:
         return [str(o).replace(" ", "") for o in HydraConfig.get().overrides.task]
     except ValueError:

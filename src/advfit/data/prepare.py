@@ -10,7 +10,12 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+
+from advfit.config import CONF_DIR, register_resolvers
+from advfit.errors import refuse, user_error
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +35,6 @@ def distinct_data(data_cfgs: Iterable[DictConfig]) -> list[DictConfig]:
 def prepare_all(data_cfgs: Iterable[DictConfig]) -> list[Any]:
     """Fetch, unpack and check the files of every distinct data config, one after another,
     on this machine; returns the prepared data modules."""
-    from hydra.utils import instantiate
-
     prepared = []
     for data in distinct_data(data_cfgs):
         module = instantiate(data)
@@ -44,10 +47,6 @@ def prepare_all(data_cfgs: Iterable[DictConfig]) -> list[Any]:
 
 def compose_data(choice: str, overrides: list[str]) -> DictConfig:
     """The ``data`` node of the train config composed with ``data=<choice>``."""
-    from hydra import compose, initialize_config_dir
-
-    from advfit.config import CONF_DIR, register_resolvers
-
     register_resolvers()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose("train", overrides=[f"data={choice}", *overrides])
@@ -55,8 +54,6 @@ def compose_data(choice: str, overrides: list[str]) -> DictConfig:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from advfit.errors import refuse, user_error
-
     parser = argparse.ArgumentParser(
         prog="python -m advfit.data",
         description="Fetch or unpack data sets into paths.data_dir before a sweep needs them.",

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from advfit.attacks.autoattack import APGD
+from advfit.attacks.base import checked_parameters
 from advfit.errors import ConfigError
 from advfit.metrics.norms import parse_norm
 from advfit.models.frozen import frozen
@@ -204,9 +206,6 @@ class RobustAccuracy:
         seed: int = 0,
         batch_size: int = 500,
     ) -> None:
-        from advfit.attacks.autoattack import APGD
-        from advfit.attacks.base import checked_parameters
-
         where = "metrics.robust_accuracy"
         settings = {"eps": eps, "norm": norm, "nb_iter": nb_iter, "n_restarts": n_restarts}
         settings.update(checked_parameters(where, settings))
@@ -219,8 +218,6 @@ class RobustAccuracy:
         self.batch_size = int(batch_size)
 
     def __call__(self, net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-        from advfit.attacks.autoattack import APGD
-
         correct = 0
         with frozen(net):
             attack = APGD(net, **self.settings)

@@ -23,8 +23,9 @@ from advfit.attacks import Attack
 from advfit.config import check_attacks_given, check_replay_images
 from advfit.data.batches import EVAL_BATCH_SIZE, to_unit_range
 from advfit.metrics import SnapshotMetrics
-from advfit.replay.classify import ReplayError, classify, load_weights, predict
+from advfit.replay.classify import classify
 from advfit.replay.crafting import AdversarialSet, Crafting, Examples
+from advfit.replay.network import ReplayError, load_weights, predict
 from advfit.rundir import RunDir, training_columns
 
 __all__ = [

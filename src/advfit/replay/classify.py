@@ -1,4 +1,4 @@
-"""The snapshot pass: load each epoch's weights and classify the clean and adversarial sets."""
+"""The snapshot pass: classify the clean and adversarial sets with each epoch's weights."""
 
 from __future__ import annotations
 
@@ -8,37 +8,11 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from advfit.data.batches import to_unit_range
-from advfit.errors import RunError
+from advfit.replay.network import predict
 from advfit.rundir import GIVEN_CORRECT
 
 if TYPE_CHECKING:
     from advfit.replay.crafting import AdversarialSet
-
-
-class ReplayError(RunError):
-    """The run directory cannot be replayed (not a run, no snapshots, a corrupt file)."""
-
-
-def load_weights(net: nn.Module, path) -> nn.Module:
-    """Load a snapshot into ``net``; a clear error when the file is truncated or foreign."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        net.load_state_dict(state)
-    except Exception as err:
-        raise ReplayError(f"snapshot {path} is corrupt or does not fit this model: {err}") from err
-    return net
-
-
-@torch.no_grad()
-def predict(net: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """Predicted classes for ``x`` (uint8 images, or float pixels in [0, 1])."""
-    net.eval()
-    out = []
-    for start in range(0, len(x), batch_size):
-        batch = x[start : start + batch_size]
-        out.append(net(to_unit_range(batch) if batch.dtype == torch.uint8 else batch).argmax(1))
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=x.device)
 
 
 #: The fewest sources a snapshot must classify correctly for its conditional ASR

@@ -15,7 +15,7 @@ from advfit.attacks import Attack
 from advfit.data.batches import to_unit_range
 from advfit.files import atomic_torch_save, sha256_file
 from advfit.metrics import perturbation_norms, summarize_norms
-from advfit.replay.classify import ReplayError, predict
+from advfit.replay.network import ReplayError, predict
 from advfit.rundir import DISTANCE_COLUMNS, RunDir
 
 log = logging.getLogger(__name__)

@@ -25,7 +25,7 @@ from advfit.report.document import (
 from advfit.report.figures import FIGURES, KEY, Figure, draw
 from advfit.report.markup import to_html, to_markdown
 from advfit.report.paper import paper_distances
-from advfit.report.verdict import Thresholds, fold_numbers, verdict
+from advfit.report.verdict import Thresholds, claim_of, fold_numbers, verdict
 from advfit.tracking.report import log_report, open_report_run
 
 log = logging.getLogger("advfit.report")
@@ -37,8 +37,11 @@ def learned(runs: list) -> list:
     return [r for r in runs if not r.not_learned] or runs
 
 
-def draw_figures(sweep: Sweep, groups: dict, out: Path, only: set[str] | None) -> list[Figure]:
-    """Each group's mean curves (``epochs_<group>.csv``) and the figures asked for."""
+def draw_figures(
+    sweep: Sweep, groups: dict, claims: dict, out: Path, only: set[str] | None
+) -> list[Figure]:
+    """Each group's mean curves (``epochs_<group>.csv``) and the figures asked for, each
+    drawing the groups of its claim (``claims``: each group's)."""
     tables = {key: aggregate(learned(runs)) for key, runs in groups.items()}
     for key, table in tables.items():
         name = "_".join(str(part).replace("/", "-") for part in key)
@@ -48,9 +51,9 @@ def draw_figures(sweep: Sweep, groups: dict, out: Path, only: set[str] | None) -
         if only is not None and name not in only:
             continue
         keys = {
-            panel_title(k, sweep.group_keys) + ("" if figure.regime else f", {k[1]}"): k
+            panel_title(k, sweep.group_keys) + ("" if figure.claim else f", {k[1]}"): k
             for k in tables
-            if figure.regime in (None, k[1])
+            if figure.claim in (None, claims[k].value)
         }
         best = {
             title: sorted({int(r.summary["best_epoch"]) for r in groups[k]})
@@ -83,16 +86,19 @@ def distance_rows(sweep: Sweep, groups: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def verdict_rows(sweep: Sweep, groups: dict, t: Thresholds) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The verdict per group and attack, and the per-fold numbers it reads."""
+def verdict_rows(
+    sweep: Sweep, groups: dict, claims: dict, t: Thresholds
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The verdict per group and attack, each group judged by its claim (``claims``), and
+    the per-fold numbers it reads."""
     verdicts, folds = [], []
     for key, runs in groups.items():
         where = {"dataset": panel_title(key, sweep.group_keys), "regime": key[1]}
-        numbers = fold_numbers(key[1], runs, t)
+        numbers = fold_numbers(claims[key], runs, t)
         folds += [{**where, **row} for row in numbers.to_dict("records")]
         verdicts += [
             {**where, "folds": len(runs), **row}
-            for row in verdict(key[1], runs, t, numbers).to_dict("records")
+            for row in verdict(claims[key], runs, t, numbers).to_dict("records")
         ]
     return pd.DataFrame(verdicts), pd.DataFrame(folds)
 
@@ -157,13 +163,19 @@ def build(
         log.warning("%s is the same run as %s (config, fold and seed): counted once", copy, kept)
     judge_learning(sweep.runs, thresholds.rule())
     groups = sweep.groups()
+    # Each group is judged by the claim its regime declares (regime.claim), never its name.
+    judged = {key: claim_of(runs) for key, runs in groups.items()}
+    claims = {key: claim for key, (claim, _) in judged.items()}
+    by_name = [key for key, (_, from_name) in judged.items() if from_name]
     with whole(out) as draft:
-        figures = draw_figures(sweep, groups, draft, only)
+        figures = draw_figures(sweep, groups, claims, draft, only)
         distances = distance_rows(sweep, groups)
-        verdicts, folds = verdict_rows(sweep, groups, thresholds)
+        verdicts, folds = verdict_rows(sweep, groups, claims, thresholds)
         shown = distances_table(distances)
         write_tables(draft, distances, shown, verdicts, folds, thresholds, only)
-        blocks = document(paths, draft, sweep, thresholds, verdicts, folds, shown, figures)
+        blocks = document(
+            paths, draft, sweep, thresholds, verdicts, folds, shown, figures, claims, by_name
+        )
         (draft / "report.md").write_text(to_markdown(blocks))
         (draft / "report.html").write_text(to_html(blocks, draft, "advfit report"))
     log_to_wandb(sweep, out, figures, verdicts, folds, shown, wandb_mode)

@@ -12,7 +12,7 @@ import pandas as pd
 
 from advfit.errors import RunError
 from advfit.identity import PER_FOLD, flat_config, is_result_neutral
-from advfit.learning import LearningRule, judge_recorded
+from advfit.learning import LearningRule, judge_after_the_fact, judge_recorded
 from advfit.rundir import TRAIN_COLUMNS, RunDir
 
 
@@ -29,6 +29,8 @@ class Run:
     distances: pd.DataFrame
     #: Why the run did not learn (advfit.learning), under the report's rule; None: it learned.
     not_learned: str | None = None
+    #: Judged for learning by the report, from its epochs (a run of an earlier version).
+    judged_after: bool = False
 
     @property
     def fold(self) -> int:
@@ -110,10 +112,16 @@ def read_run(root: Path) -> Run:
 
 
 def judge_learning(runs: list[Run], rule: LearningRule) -> None:
-    """Set each run's ``not_learned`` under ``rule``."""
+    """Set each run's ``not_learned`` under ``rule``: from the counts its summary.json
+    recorded, or, in a run of an earlier version that recorded none, judged after the fact
+    from its epochs.csv and saved config (``judged_after``)."""
     for run in runs:
         try:
-            run.not_learned = judge_recorded(run.summary, run.epochs, rule)
+            if isinstance(run.summary.get("learned"), dict):
+                run.not_learned = judge_recorded(run.summary, run.epochs, rule)
+            else:
+                run.not_learned = judge_after_the_fact(run.config, run.epochs, rule)
+                run.judged_after = True
         except ValueError as err:
             raise ReportError(f"{run.root / 'summary.json'}: {err}") from err
 

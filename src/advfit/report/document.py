@@ -9,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import OmegaConf
 
+from advfit.identity import Claim
 from advfit.report.figures import KEY, Figure
 from advfit.report.markup import Bullets, Code, Heading, Image, Para, Table
-from advfit.report.verdict import CONDITIONAL, Thresholds, early_gap, survival
+from advfit.report.verdict import CONDITIONAL, RULES, Thresholds, early_gap, survival
 from advfit.rundir import GIVEN_CORRECT
 
 
@@ -34,14 +35,6 @@ def interval(mean: float, low: float, high: float) -> str:
 
 def signed(value: float) -> str:
     return "" if pd.isna(value) else f"{value:+.3f}"
-
-
-#: What the per-fold table reads from each regime's folds: the label and the column.
-READS = {
-    "overfit": ("ASR change after best", "asr_change"),
-    "adversarial": ("robust val acc drop after its peak", "robust_drop"),
-}
-NORMAL_READS = ("rho(test acc, ASR)", "rho")
 
 
 def verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
@@ -68,7 +61,7 @@ def verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
                 )
             ],
             "agreeing": verdicts["folds_agreeing"],
-            "verdict": verdicts["holds"],
+            "verdict": verdicts["verdict"],
         }
     )
     if "robust_drop_after_peak" in verdicts:
@@ -85,12 +78,14 @@ def verdict_table(verdicts: pd.DataFrame) -> pd.DataFrame:
 
 def folds_table(folds: pd.DataFrame) -> pd.DataFrame:
     """The per-fold numbers as shown, a row per fold: its best epoch, validation drop and loss
-    rise, and for each attack the number the verdict reads from it (rho in the normal regime,
-    the ASR change after the best in the overfitting one), marked where the fold agrees."""
+    rise, and for each attack the number the verdict reads from it (its claim's: rho for
+    generalization, the ASR change after the best for overfitting), marked where the fold
+    agrees."""
     rows = []
     keys = ["dataset", "regime", "fold"]
     for (dataset, regime, fold), part in folds.groupby(keys, sort=False):
         first = part.iloc[0]
+        rule = RULES[Claim(first["claim"])]
         row = {
             "dataset": dataset,
             "regime": regime,
@@ -98,15 +93,15 @@ def folds_table(folds: pd.DataFrame) -> pd.DataFrame:
             "best epoch": first["best_epoch"],
             "val acc drop": signed(first["val_drop"]),
             "val loss rise": signed(first["val_loss_rise"]),
-            "reads": READS.get(regime, NORMAL_READS)[0],
+            "reads": rule.reads_label,
         }
         if first.get("not_learned"):
             row["reads"] = f"left out: did not learn ({first['not_learned']})"
         for r in part.to_dict("records"):
-            value = r[READS.get(regime, NORMAL_READS)[1]]
+            value = r[rule.reads]
             mark = "" if pd.isna(r["agrees"]) else (" ✓" if r["agrees"] else " ✗")
             given = " (given correct)" if r.get("asr") == CONDITIONAL else ""
-            row[f"{r['attack']}{given}"] = signed(value) + mark
+            row[f"{r['attack'] or r['claim']}{given}"] = signed(value) + mark
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -139,9 +134,9 @@ def verdict_blocks(verdicts: pd.DataFrame, folds: pd.DataFrame, t: Thresholds) -
         Table(verdict_table(verdicts), badge="verdict"),
         Bullets(
             tuple(
-                f"{r['dataset']}, {r['regime']}, {r['attack']}"
+                f"{r['dataset']}, {r['regime']}, {r['attack'] or r['claim']}"
                 + (f" ({r['asr']} ASR)" if r.get("asr") else "")
-                + f": {r['holds']}: {r['claim']}"
+                + f": {r['verdict']}: {r['reasons']}"
                 for r in verdicts.to_dict("records")
             )
         ),
@@ -151,11 +146,11 @@ def verdict_blocks(verdicts: pd.DataFrame, folds: pd.DataFrame, t: Thresholds) -
             "What each fold gives the means above: its best epoch (where the attacks were "
             "crafted), how far validation accuracy falls after it and how far validation loss "
             "ends above its minimum (relative), and for each attack the number the verdict "
-            "reads: Spearman rho over the replayed epochs in the normal regime, the ASR change "
-            "across the epochs after the best in the overfitting one; ✓ where the fold lies on "
-            f"the claim's side (rho at least {t.min_rho}, an ASR change at most "
-            f"{t.max_asr_rise}), ✗ where not. Every number per fold and attack is in "
-            "verdict_folds.csv."
+            "reads by its regime's claim: Spearman rho over the replayed epochs for "
+            "generalization, the ASR change across the epochs after the best for overfitting; "
+            f"✓ where the fold lies on the claim's side (rho at least {t.min_rho}, an ASR "
+            f"change at most {t.max_asr_rise}), ✗ where not. Every number per fold and attack "
+            "is in verdict_folds.csv."
         ),
         Table(folds_table(folds)),
     ]
@@ -207,7 +202,12 @@ def not_learned_note(runs: list) -> str:
     dead = [r for r in runs if r.not_learned]
     if not dead:
         return ""
-    names = "; ".join(f"{r.root.name} ({r.not_learned})" for r in dead)
+    names = "; ".join(
+        f"{r.root.name} ({r.not_learned}"
+        + ("; judged after the fact: a run of an earlier version" if r.judged_after else "")
+        + ")"
+        for r in dead
+    )
     return (
         f"{len(dead)} of {len(runs)} runs did not learn and are left out of the verdict, the "
         f"mean curves and the distance tables (advfit.learning's rule): {names}."
@@ -221,7 +221,9 @@ def machine_label(summary: dict) -> str:
     return found.get("gpu") or found.get("processor") or "not recorded"
 
 
-def head_blocks(paths: list[Path], sweep, t: Thresholds) -> list:
+def head_blocks(
+    paths: list[Path], sweep, t: Thresholds, claims: dict, by_name: list[tuple]
+) -> list:
     """The title, the sweeps read, the runs counted, and the question the verdict answers."""
     counted_once = (
         f"; counted once (the same config, fold and seed found twice): {len(sweep.duplicates)}"
@@ -240,19 +242,28 @@ def head_blocks(paths: list[Path], sweep, t: Thresholds) -> list:
         *([Para(note)] if (note := not_learned_note(sweep.runs)) else []),
         Heading(2, "Verdict"),
         Para(
-            "Does ASR rise with test accuracy in the normal regime (Spearman rho from epoch "
-            f"{t.first_epoch} on at least {t.min_rho}), and does it not rise "
-            f"by more than {t.max_asr_rise} after the best epoch in the overfitting "
-            "regime? The best epoch's own ASR (the attacks' white-box success on the snapshot "
-            "they were crafted on) enters neither. Means over folds with 95% Student-t "
+            "Each regime is judged by the claim it declares (regime.claim): "
+            + "; ".join(
+                f"{', '.join(sorted({key[1] for key, c in claims.items() if c == claim}))} "
+                f"({claim.value}): {RULES[claim].question(t)}"
+                for claim in dict.fromkeys(claims.values())
+            )
+            + " The best epoch's own ASR (the attacks' white-box success on the snapshot they "
+            "were crafted on) enters no statistic. Means over folds with 95% Student-t "
             "intervals over folds; the verdict is read from the interval (see docs/method.md's "
             "rule)."
-            + (
-                " In the adversarial regime: does robust validation accuracy fall by more than "
-                f"{t.min_robust_drop} across the epochs after its peak (robust overfitting)?"
-                if any(key[1] == "adversarial" for key in sweep.groups())
-                else ""
-            )
+        ),
+        *(
+            [
+                Para(
+                    "Judged by the claim of its regime's name (runs of an earlier version, "
+                    "whose saved config declares none): "
+                    + ", ".join(f"{key[0]} {key[1]} ({claims[key].value})" for key in by_name)
+                    + "."
+                )
+            ]
+            if by_name
+            else []
         ),
     ]
 
@@ -325,9 +336,12 @@ def document(
     folds: pd.DataFrame,
     shown: pd.DataFrame | None,
     figures: list[Figure],
+    claims: dict,
+    by_name: list[tuple] = (),
 ) -> list:
-    """The report's content, the same for report.md and report.html."""
-    blocks = head_blocks(paths, sweep, t)
+    """The report's content, the same for report.md and report.html; ``claims``: each
+    group's claim; ``by_name``: the groups whose claim was read from the regime's name."""
+    blocks = head_blocks(paths, sweep, t, claims, list(by_name))
     if verdicts.empty:
         blocks.append(Para("(no verdict: no attack columns)"))
     else:

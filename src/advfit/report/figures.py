@@ -11,7 +11,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from advfit.identity import EARLIER_CLAIMS, Claim  # noqa: E402
 from advfit.rundir import GIVEN_CORRECT  # noqa: E402
+
+GENERALIZATION, OVERFITTING, ROBUST_OVERFITTING = (c.value for c in Claim)
 
 TRAINING = {"train_acc": "train accuracy", "val_acc": "validation accuracy"}
 SENSITIVITY = {
@@ -29,7 +32,9 @@ class Figure:
         title: the caption.
         series: epochs.csv column -> legend label; None draws test accuracy and every ASR.
         ylabel: the y-axis label.
-        regime: draw the groups of this regime only; None draws every group.
+        claim: draw the groups judged by this claim only (``regime.claim``: the paper's
+            normal regime is ``generalization``, its overfitting one ``overfitting``); None
+            draws every group.
         attacks: draw every attack's ASR after ``series``.
     """
 
@@ -37,8 +42,13 @@ class Figure:
     title: str
     series: dict[str, str] | None
     ylabel: str
-    regime: str | None = None
+    claim: str | None = None
     attacks: bool = False
+
+    @property
+    def regime(self) -> str:
+        """The paper's name of the regime this figure draws ("" for every group)."""
+        return {v: k for k, v in EARLIER_CLAIMS.items()}.get(self.claim, "")
 
     @property
     def caption(self) -> str:
@@ -98,47 +108,53 @@ KEY = (
 FIGURES: dict[str, Figure] = {
     f.name: f
     for f in [
-        Figure("fig3", "Training progress for normal training.", TRAINING, "accuracy", "normal"),
         Figure(
-            "fig4", "Progression in the no-overfitting regime.", None, "accuracy / ASR", "normal"
+            "fig3", "Training progress for normal training.", TRAINING, "accuracy", GENERALIZATION
+        ),
+        Figure(
+            "fig4",
+            "Progression in the no-overfitting regime.",
+            None,
+            "accuracy / ASR",
+            GENERALIZATION,
         ),
         Figure(
             "fig5",
             "CLEVER metrics without overfitting.",
             {"clever": "CLEVER"},
             "CLEVER score",
-            "normal",
+            GENERALIZATION,
         ),
         Figure(
             "fig6",
             "Adversarial metrics without overfitting.",
             SENSITIVITY,
             "value",
-            "normal",
+            GENERALIZATION,
         ),
         Figure(
-            "fig7", "Training curve for the overfitting regime.", TRAINING, "accuracy", "overfit"
+            "fig7", "Training curve for the overfitting regime.", TRAINING, "accuracy", OVERFITTING
         ),
         Figure(
             "fig8",
             "Attack Success Rate vs Test Accuracy in overfitting regime.",
             None,
             "accuracy / ASR",
-            "overfit",
+            OVERFITTING,
         ),
         Figure(
             "fig9",
             "CLEVER metrics with overfitting.",
             {"clever": "CLEVER"},
             "CLEVER score",
-            "overfit",
+            OVERFITTING,
         ),
         Figure(
             "fig10",
             "Adversarial metrics with overfitting.",
             SENSITIVITY,
             "value",
-            "overfit",
+            OVERFITTING,
         ),
         Figure(
             "adversarial_training",
@@ -150,7 +166,7 @@ FIGURES: dict[str, Figure] = {
                 "val_robust_acc": "robust validation accuracy",
             },
             "accuracy",
-            "adversarial",
+            ROBUST_OVERFITTING,
         ),
         Figure(
             "robustness",

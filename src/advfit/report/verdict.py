@@ -19,10 +19,13 @@ few folds or epochs.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pandas as pd
 
+from advfit.config import check_claim
+from advfit.identity import Claim, flat_config
 from advfit.learning import LearningRule
 from advfit.report.collect import Run
 from advfit.report.intervals import (
@@ -68,17 +71,29 @@ class Thresholds:
         return LearningRule(self.learned_margin, self.learned_loss_tolerance)
 
 
-#: The adversarial regime's one claim (robust overfitting), in the verdict's attack column.
-ROBUST_CLAIM = "robust_overfitting"
+#: The name of robust overfitting's one row (it reads robust validation accuracy, no attack).
+ROBUST_CLAIM = Claim.ROBUST_OVERFITTING.value
 
 
-def claims(regime: str, runs: list[Run]) -> dict[str, str]:
-    """What the verdict decides for a regime's group, by name: each attack (its ASR column),
-    or, in the adversarial regime, robust overfitting (robust validation accuracy)."""
-    if regime == "adversarial":
+def columns(claim: Claim, runs: list[Run]) -> dict[str, str]:
+    """What the verdict decides for a group judged by ``claim``, by name: each attack's ASR
+    column (both readings), or robust validation accuracy for robust overfitting."""
+    if not RULES[claim].reads_asr:
         every = all("val_robust_acc" in run.epochs.columns for run in runs)
         return {ROBUST_CLAIM: "val_robust_acc"} if every else {}
     return {column[len("asr_") :]: column for column in attack_columns(runs)}
+
+
+def claim_of(runs: list[Run]) -> tuple[Claim, bool]:
+    """The claim a group's runs are judged by (their saved config's ``regime.claim``), and
+    whether it was read from the regime's name (runs of an earlier version, which saved
+    none); a ConfigError naming the run and the claims there are when it has none."""
+    run = runs[0]
+    flat = flat_config(run.config)
+    where = f"{run.root / '.hydra' / 'config.yaml'} (regime {run.summary.get('regime')})"
+    check_claim(flat.get("regime.claim"), where)
+    saved = "claim" in (run.config.get("regime") or {})
+    return Claim(flat["regime.claim"]), not saved
 
 
 #: The verdict's two readings of an attack's ASR (its ``asr`` column): the paper's, and the
@@ -90,7 +105,7 @@ def reading(name: str) -> tuple[str, str]:
     """(attack, reading) of a claim's name: ``fgsm`` -> (fgsm, paper's), ``fgsm_given_correct``
     -> (fgsm, given correct); the adversarial regime's claim has no ASR reading ("")."""
     if name == ROBUST_CLAIM:
-        return name, ""
+        return "", ""
     if name.endswith(GIVEN_CORRECT):
         return name[: -len(GIVEN_CORRECT)], CONDITIONAL
     return name, PAPERS
@@ -134,8 +149,8 @@ def _agree(agrees: pd.Series) -> str:
     return f"{int(kept.astype(bool).sum())} of {len(kept)} folds"
 
 
-def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[str], dict]:
-    """The verdict for one regime and attack, every reason for it, and its numbers."""
+def decide(claim: Claim, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[str], dict]:
+    """The verdict on ``claim`` for one attack, every reason for it, and its numbers."""
     numbers = {
         "rho": Interval.over(folds["rho"].tolist(), bounds=(-1.0, 1.0)),
         "asr_change": Interval.over(folds["asr_change"].tolist()),
@@ -145,9 +160,8 @@ def decide(regime: str, folds: pd.DataFrame, t: Thresholds) -> tuple[str, list[s
     }
     if "robust_drop" in folds:
         numbers["robust_drop"] = Interval.over(folds["robust_drop"].tolist())
-    rule = {"overfit": decide_overfit, "adversarial": decide_adversarial}.get(regime, decide_normal)
-    holds, reasons = rule(folds, numbers, t)
-    return holds, reasons, numbers
+    word, reasons = RULES[claim].decide(folds, numbers, t)
+    return word, reasons, numbers
 
 
 def decide_normal(folds: pd.DataFrame, numbers: dict, t: Thresholds) -> tuple[str, list[str]]:
@@ -239,33 +253,84 @@ def decide_adversarial(folds: pd.DataFrame, numbers: dict, t: Thresholds) -> tup
     return verdict, [f"{reason} ({numbers['agree']} above it)"]
 
 
-def fold_numbers(regime: str, runs: list[Run], t: Thresholds) -> pd.DataFrame:
+@dataclass(frozen=True)
+class ClaimRule:
+    """How the verdict judges one claim: the number it reads per fold, when a fold agrees,
+    the decision over folds, and the report's words for it."""
+
+    #: The per-fold number read (a ``fold_numbers`` column) and its label in the report.
+    reads: str
+    reads_label: str
+    #: Whether a fold's number lies on the claim's side.
+    agrees: Callable[[float, Thresholds], bool]
+    #: The decision over the folds: (verdict, reasons).
+    decide: Callable[[pd.DataFrame, dict, Thresholds], tuple[str, list[str]]]
+    #: The question the report asks of the claim.
+    question: Callable[[Thresholds], str]
+    #: It reads each attack's ASR (else robust validation accuracy).
+    reads_asr: bool = True
+
+
+#: One record per claim (``regime.claim``): the verdict and the report read each claim's
+#: rule and words here, never a regime's name.
+RULES: dict[Claim, ClaimRule] = {
+    Claim.GENERALIZATION: ClaimRule(
+        reads="rho",
+        reads_label="rho(test acc, ASR)",
+        agrees=lambda value, t: value >= t.min_rho,
+        decide=decide_normal,
+        question=lambda t: (
+            f"does ASR rise with test accuracy (Spearman rho from epoch {t.first_epoch} on "
+            f"at least {t.min_rho})?"
+        ),
+    ),
+    Claim.OVERFITTING: ClaimRule(
+        reads="asr_change",
+        reads_label="ASR change after best",
+        agrees=lambda value, t: value <= t.max_asr_rise,
+        decide=decide_overfit,
+        question=lambda t: (
+            f"does ASR not rise by more than {t.max_asr_rise} after the best epoch as the "
+            "network overfits?"
+        ),
+    ),
+    Claim.ROBUST_OVERFITTING: ClaimRule(
+        reads="robust_drop",
+        reads_label="robust val acc drop after its peak",
+        agrees=lambda value, t: value > t.min_robust_drop,
+        decide=decide_adversarial,
+        question=lambda t: (
+            f"does robust validation accuracy fall by more than {t.min_robust_drop} across "
+            "the epochs after its peak (robust overfitting)?"
+        ),
+        reads_asr=False,
+    ),
+}
+
+
+def fold_numbers(claim: Claim | str, runs: list[Run], t: Thresholds) -> pd.DataFrame:
     """One row per attack and fold: what the verdict reads from that fold (its best epoch,
     rho, ASR change after the best, validation drop and loss rise) and whether the fold lies
-    on the claim's side (rho at or above ``min_rho`` in the normal regime, an ASR change at or
-    below ``max_asr_rise`` in the overfitting one): the report's per-fold table. A fold that
+    on the claim's side (:attr:`ClaimRule.agrees`): the report's per-fold table. A fold that
     did not learn (``not_learned``: why) keeps its numbers for the table but agrees with
     nothing (None): the verdict leaves it out."""
+    claim = Claim(claim)
+    rule = RULES[claim]
     rows = []
-    for name, column in claims(regime, runs).items():
+    for name, column in columns(claim, runs).items():
         for run in runs:
             numbers = per_fold(run, column, t)
-            if regime == "overfit":
-                value, agrees = numbers["asr_change"], numbers["asr_change"] <= t.max_asr_rise
-            elif regime == "adversarial":
-                value = numbers["robust_drop"]
-                agrees = value > t.min_robust_drop
-            else:
-                value, agrees = numbers["rho"], numbers["rho"] >= t.min_rho
+            value = numbers[rule.reads]
             dead = run.not_learned or ""
             attack, asr = reading(name)
             rows.append(
                 {
+                    "claim": claim.value,
                     "attack": attack,
                     "asr": asr,
                     "best_epoch": int(run.summary["best_epoch"]),
                     **numbers,
-                    "agrees": None if math.isnan(value) or dead else bool(agrees),
+                    "agrees": None if math.isnan(value) or dead else bool(rule.agrees(value, t)),
                     "not_learned": dead,
                 }
             )
@@ -279,22 +344,24 @@ def left_out(folds: pd.DataFrame) -> str:
 
 
 def verdict(
-    regime: str, runs: list[Run], t: Thresholds, numbers: pd.DataFrame | None = None
+    claim: Claim | str, runs: list[Run], t: Thresholds, numbers: pd.DataFrame | None = None
 ) -> pd.DataFrame:
-    """One row per attack: the per-fold numbers' means with 95% intervals, the folds that
-    agree, the verdict and its reasons. ``numbers``: ``fold_numbers(regime, runs, t)``, where
-    the caller has them already (the report shows them too)."""
+    """One row per attack and reading of its ASR: the per-fold numbers' means with 95%
+    intervals, the folds that agree, the verdict on ``claim`` and its reasons. ``numbers``:
+    ``fold_numbers(claim, runs, t)``, where the caller has them already (the report shows
+    them too)."""
+    claim = Claim(claim)
     rows = []
     if numbers is None:
-        numbers = fold_numbers(regime, runs, t)
-    for name in claims(regime, runs):
+        numbers = fold_numbers(claim, runs, t)
+    for name in columns(claim, runs):
         attack, asr = reading(name)
         mine = (numbers["attack"] == attack) & (numbers["asr"] == asr)
         every = numbers[mine].reset_index(drop=True)
         folds = every[every["not_learned"] == ""].reset_index(drop=True)
         dead = left_out(every)
         if dead and len(folds) < 2:  # too few folds because some did not learn
-            holds = UNDETERMINED
+            word = UNDETERMINED
             reasons = [
                 f"{len(folds)} of {len(every)} folds learned: the verdict needs at least 2"
                 + (f" ({dead})" if dead else "")
@@ -306,12 +373,13 @@ def verdict(
             }
             n["agree"] = _agree(folds["agrees"]) if len(folds) else "0 of 0 folds"
         else:
-            holds, reasons, n = decide(regime, folds, t)
+            word, reasons, n = decide(claim, folds, t)
             if dead:
                 reasons.append(f"left out: {dead}")
         robust = n.get("robust_drop")
         rows.append(
             {
+                "claim": claim.value,
                 "attack": attack,
                 "asr": asr,
                 "rho_mean": n["rho"].mean,
@@ -334,8 +402,8 @@ def verdict(
                 "folds_learned": len(folds),
                 "folds_not_learned": len(every) - len(folds),
                 "folds_agreeing": n["agree"],
-                "holds": holds,
-                "claim": "; ".join(reasons),
+                "verdict": word,
+                "reasons": "; ".join(reasons),
             }
         )
     return pd.DataFrame(rows)
@@ -348,7 +416,7 @@ def survival(verdicts: pd.DataFrame) -> list[str]:
     lines = []
     keys = ["dataset", "regime", "attack"]
     for (dataset, regime, attack), part in verdicts.groupby(keys, sort=False):
-        words = dict(zip(part["asr"], part["holds"], strict=True))
+        words = dict(zip(part["asr"], part["verdict"], strict=True))
         if PAPERS not in words or CONDITIONAL not in words:
             continue
         paper, given = words[PAPERS], words[CONDITIONAL]

@@ -1,7 +1,7 @@
 """The paper's figures as a saved W&B workspace, defined as code with ``wandb-workspaces``.
 
-python -m advfit.dashboard --entity E --project P [--task NAME] [--attacks fgsm,pgd,cw]
-python -m advfit.dashboard --dry-run [--out spec.json]   # the spec only, no network
+python -m advfit.tracking.dashboard --entity E --project P [--task NAME] [--attacks fgsm,pgd,cw]
+python -m advfit.tracking.dashboard --dry-run [--out spec.json]   # the spec only, no network
 
 One section per pair of the paper's figures (the normal and overfitting regimes are the
 groups of one panel), built from the report's own figure list (:data:`FIGURES`), so a figure
@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 from advfit.errors import first_line
 from advfit.report.figures import FIGURES, Figure
 from advfit.rundir import GIVEN_CORRECT
+from advfit.tracking.mode import wandb_logged_in
 from advfit.tracking.replay import ATTACK_SUMMARY_KEYS
 from advfit.tracking.runs import EVALUATE_JOB, REPORT_JOB
 
@@ -195,8 +196,6 @@ def main(argv: list[str] | None = None) -> int:
                     f"{' and '.join(missing)} required to save a workspace "
                     "(or --dry-run to write its spec)"
                 )
-            from advfit.tracking.mode import wandb_logged_in
-
             if not wandb_logged_in():
                 raise DashboardError(
                     "not logged in to W&B: run `wandb login` (or set WANDB_API_KEY), "

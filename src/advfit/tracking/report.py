@@ -67,8 +67,8 @@ def log_report(
     wandb_run.log(row)
     for r in verdicts.to_dict("records") if not verdicts.empty else []:
         reading = "/given_correct" if r.get("asr") == CONDITIONAL else ""
-        key = f"verdict/{r['dataset']}/{r['regime']}/{r['attack']}{reading}"
-        wandb_run.summary[key] = r["holds"]
+        key = f"verdict/{r['dataset']}/{r['regime']}/{r['attack'] or r['claim']}{reading}"
+        wandb_run.summary[key] = r["verdict"]
     artifact = wandb.Artifact(f"{wandb_run.name}-report", type="report")
     for name in ("report.html", "report.md"):
         artifact.add_file(str(out / name))

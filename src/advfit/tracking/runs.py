@@ -31,6 +31,12 @@ def run_id(save_dir: str | Path) -> str:
     return new
 
 
+#: Seconds a W&B run waits for the server when it starts online: the default of
+#: ``conf/logger/wandb.yaml``'s ``init_timeout`` (its one number), and of runs whose saved
+#: config has none.
+INIT_TIMEOUT = 30.0
+
+
 def own_run(node: DictConfig, root: Path, mode: str, **fields):
     """A new W&B run (a fresh id) beside a training run: in its project and entity (the
     ``logger.wandb`` config ``node``), files under ``root/wandb``, start-up bounded by its
@@ -44,7 +50,7 @@ def own_run(node: DictConfig, root: Path, mode: str, **fields):
         mode=mode,
         project=node.get("project"),
         entity=node.get("entity"),
-        settings=wandb.Settings(init_timeout=float(node.get("init_timeout", 30))),
+        settings=wandb.Settings(init_timeout=float(node.get("init_timeout", INIT_TIMEOUT))),
         **fields,
     )
 

@@ -12,7 +12,7 @@ from pytorch_lightning.loggers import WandbLogger
 
 from advfit.errors import RunError, first_line
 from advfit.tracking.mode import resolve_wandb_mode, wandb_server
-from advfit.tracking.runs import close, epoch_axis, log_epoch_rows, run_id
+from advfit.tracking.runs import INIT_TIMEOUT, close, epoch_axis, log_epoch_rows, run_id
 
 
 class EpochWandbLogger(WandbLogger):
@@ -43,7 +43,7 @@ class EpochWandbLogger(WandbLogger):
 
 
 def wandb_logger(
-    save_dir: str, mode: str = "auto", init_timeout: float = 30, **kwargs
+    save_dir: str, mode: str = "auto", init_timeout: float = INIT_TIMEOUT, **kwargs
 ) -> EpochWandbLogger:
     """The training run's logger (``conf/logger/wandb.yaml``): the mode resolved, a stable run
     id, and a bounded wait for the server (``init_timeout`` seconds) when online."""

@@ -45,12 +45,16 @@ def test_attacks_and_metrics_take_the_datas_eval_batch_size(tmp_path, overrides,
     assert attacks["cw"].batch_size == 500 and attacks["cw"].images_per_pass == expected
 
 
-def test_the_python_default_evaluation_pass_is_the_configs():
-    from advfit.data.batches import EVAL_BATCH_SIZE
+def test_the_evaluation_pass_is_written_once_in_the_config():
+    """Its one number is in conf/data/base/in_memory.yaml; Python reads it from there."""
+    import advfit.data.batches as batches
 
     assert (
-        OmegaConf.load(Path(CONF) / "data/base/in_memory.yaml").eval_batch_size == EVAL_BATCH_SIZE
+        OmegaConf.load(Path(CONF) / "data/base/in_memory.yaml").eval_batch_size
+        == batches.EVAL_BATCH_SIZE
     )
+    source = Path(batches.__file__).read_text()
+    assert f"= {batches.EVAL_BATCH_SIZE}\n" not in source and "eval_batch_size" in source
 
 
 @pytest.mark.parametrize("experiment", options("experiment"))
@@ -175,6 +179,16 @@ def test_evaluate_replays_new_attacks_at_the_runs_eval_batch_size(tmp_path, data
     # Without attack=[...] the run's own attacks, as it ran them.
     own = instantiate(replay_attacks(None, run_cfg))
     assert own["pgd"].batch_size == expected
+    # Their radius is the run's: its threat.eps, or, saved before that key, its attacks'.
+    for threat, radius in ((0.1, 0.1), (None, 0.2)):
+        saved = OmegaConf.to_container(run_cfg, resolve=True)
+        if threat is None:  # a config of an earlier version
+            del saved["threat"]
+            saved["attack"]["pgd"]["eps"] = radius
+        else:
+            saved["threat"]["eps"] = threat
+        attacks = instantiate(replay_attacks(given, OmegaConf.create(saved)))
+        assert attacks["fgsm"].params["eps"] == radius
 
 
 def test_the_wandb_start_up_wait_has_one_number():
@@ -183,3 +197,43 @@ def test_the_wandb_start_up_wait_has_one_number():
     from advfit.tracking.runs import INIT_TIMEOUT
 
     assert OmegaConf.load(Path(CONF) / "logger/wandb.yaml").wandb.init_timeout == INIT_TIMEOUT
+
+
+#: The L-inf attacks that read the threat radius.
+LINF = ("fgsm", "pgd", "apgd", "autoattack")
+
+
+@pytest.mark.parametrize("experiment", [None, *options("experiment")])
+def test_the_threat_radius_is_set_once_and_read_by_every_linf_attack(tmp_path, experiment):
+    overrides = [f"experiment={experiment}"] if experiment else []
+    cfg = compose_cfg([*overrides, "attack=[fgsm,pgd,cw,apgd,autoattack]"], tmp_path)
+    eps = cfg.threat.eps
+    assert {name: cfg.attack[name].eps for name in LINF} == dict.fromkeys(LINF, eps)
+    if experiment in ("resnet_cifar10", "robust_overfitting"):
+        assert eps == pytest.approx(8 / 255)
+        assert cfg.metrics.robust_accuracy.eps == eps  # white-box robustness at the same radius
+    if experiment == "robust_overfitting":
+        assert cfg.regime.adversarial.eps == eps  # trained at the radius it is attacked at
+    moved = compose_cfg([*overrides, "attack=[fgsm,pgd,apgd]", "threat.eps=0.1"], tmp_path)
+    assert {moved.attack[name].eps for name in ("fgsm", "pgd", "apgd")} == {0.1}
+
+
+def test_the_threat_radius_is_written_once_per_experiment():
+    """8/255 and the paper's 0.3 each stand in one line per file that sets a radius."""
+    texts = {p: p.read_text() for p in CONF.rglob("*.yaml")}
+    eight = [p.name for p, text in texts.items() for _ in range(text.count("0.0313725"))]
+    assert sorted(eight) == ["resnet_cifar10.yaml", "robust_overfitting.yaml"]
+    attacks = [p for p in texts if p.parent.name == "attack"]
+    assert not [p.name for p in attacks if "eps: 0.3" in texts[p]]
+
+
+def test_a_run_saved_before_the_threat_key_reads_its_attacks_radius():
+    """Saved configs of earlier versions have no threat.eps: their attacks' radius stands in,
+    so they are the same run as today's config and still resume."""
+    from advfit.identity import config_differences, flat_config
+
+    old = {"attack": {"fgsm": {"eps": 8 / 255}, "cw": {"confidence": 0}}, "regime": {"name": "x"}}
+    assert flat_config(old)["threat.eps"] == 8 / 255
+    new = {**old, "threat": {"eps": 8 / 255}}
+    assert config_differences(old, new) == []
+    assert flat_config({"attack": {"cw": {"confidence": 0}}})["threat.eps"] == 0.3

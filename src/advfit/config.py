@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from advfit.data.folds import check_folds
 from advfit.errors import ConfigError, user_error
-from advfit.identity import CLAIMS, flatten, is_result_neutral
+from advfit.identity import CLAIMS, PAPER_EPS, flat_config, flatten, is_result_neutral
 
 #: The project's Hydra configs (the package is installed from its checkout, editable).
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -268,8 +268,13 @@ def check_replay_parts(cfg: DictConfig) -> None:
 
 def replay_attacks(given: DictConfig | None, run_cfg: DictConfig) -> DictConfig:
     """The attacks ``evaluate.py`` replays: ``given`` (its ``attack=[...]``) resolved against
-    the run's own data config, so that their batch sizes follow the run's data
-    (``${data.eval_batch_size}``: STL-10's 50), else the run's own attacks."""
+    the run's own data config and threat radius, so that their batch sizes follow the run's
+    data (``${data.eval_batch_size}``: STL-10's 50) and their ``eps`` the run's
+    ``threat.eps`` (of a run saved before that key: its attacks' radius), else the run's own
+    attacks."""
     if not given:
         return run_cfg.get("attack") or OmegaConf.create({})
-    return OmegaConf.merge({"data": run_cfg.get("data") or {}}, {"attack": given}).attack
+    saved = OmegaConf.to_container(run_cfg, resolve=True)
+    threat = {"eps": flat_config(saved)["threat.eps"] if saved.get("attack") else PAPER_EPS}
+    run_side = {"data": run_cfg.get("data") or {}, "threat": threat}
+    return OmegaConf.merge(run_side, {"attack": given}).attack

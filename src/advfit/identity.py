@@ -93,12 +93,15 @@ ADDED_KEYS = {"model.net.init": "torch", "model.optimizer.eps": 1e-8}
 
 def flat_config(config: dict[str, Any]) -> dict[str, Any]:
     """A resolved config flattened to dotted keys, with :data:`ADDED_KEYS` filled in, and
-    ``regime.claim`` from :data:`EARLIER_CLAIMS` where an earlier version's config lacks it."""
+    where an earlier version's config lacks them, ``threat.eps`` from its attacks
+    (:func:`earlier_threat_eps`) and ``regime.claim`` from :data:`EARLIER_CLAIMS`."""
     flat = flatten(config)
     for key, value in ADDED_KEYS.items():
         section = key.rsplit(".", 1)[0] + "."
         if key not in flat and any(k.startswith(section) for k in flat):
             flat[key] = value
+    if "threat.eps" not in flat and any(k.startswith("attack.") for k in flat):
+        flat["threat.eps"] = earlier_threat_eps(flat)
     if "regime.claim" not in flat and flat.get("regime.name") in EARLIER_CLAIMS:
         flat["regime.claim"] = EARLIER_CLAIMS[flat["regime.name"]]
     return flat
@@ -113,6 +116,21 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
         for k in keys
         if not is_result_neutral(k) and old.get(k, "<absent>") != new.get(k, "<absent>")
     ]
+
+
+#: The L-inf attacks whose radius stood in their own configs before ``threat.eps`` held it.
+LINF_ATTACKS = ("pgd", "fgsm", "apgd", "autoattack")
+#: The paper's radius, ``threat.eps``'s default (conf/train.yaml) where no attack gives one.
+PAPER_EPS = 0.3
+
+
+def earlier_threat_eps(flat: dict[str, Any]) -> float:
+    """The threat radius of a config saved before ``threat.eps`` existed: its first L-inf
+    attack's ``eps`` (they all read one radius), else the paper's."""
+    for name in LINF_ATTACKS:
+        if f"attack.{name}.eps" in flat:
+            return flat[f"attack.{name}.eps"]
+    return PAPER_EPS
 
 
 def result_config(config: dict[str, Any]) -> dict[str, Any]:

@@ -6,11 +6,17 @@ import math
 from collections.abc import Callable, Iterator
 
 import torch
+import yaml
 
-#: Images per evaluation pass (validation, test, replay, attacks, metrics) unless the data
-#: config says otherwise: the default of ``conf/data/base/in_memory.yaml`` (a test holds them
-#: equal). BENCHMARKS.md, "Evaluation batch size", measures it.
-EVAL_BATCH_SIZE = 250
+from advfit.config import CONF_DIR
+
+#: Images per evaluation pass (validation, test, replay, attacks, metrics) where no data config
+#: says (code that builds a data module, an attack or the replay by hand): read from
+#: ``conf/data/base/in_memory.yaml``'s ``eval_batch_size``, its one home. BENCHMARKS.md,
+#: "Evaluation batch size", measures it.
+EVAL_BATCH_SIZE = int(
+    yaml.safe_load((CONF_DIR / "data" / "base" / "in_memory.yaml").read_text())["eval_batch_size"]
+)
 
 
 def near_equal_parts(at_most: int, *tensors: torch.Tensor) -> list[tuple[torch.Tensor, ...]]:

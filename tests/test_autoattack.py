@@ -1,5 +1,5 @@
-"""APGD and AutoAttack (torchattacks) behind advfit's attack contract, and each snapshot's
-white-box robust accuracy (APGD-CE crafted on the snapshot itself)."""
+"""APGD and AutoAttack (the authors' code, pyautoattack) behind advfit's attack contract, and
+each snapshot's white-box robust accuracy (APGD-CE crafted on the snapshot itself)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-import torchattacks
 from omegaconf import OmegaConf
 
 from advfit.attacks import Attack
@@ -35,18 +34,56 @@ def lenet_and_images(n: int = 24):
     return net, x, y
 
 
-def test_advfits_apgd_equals_torchattacks_called_directly_and_leaves_the_rng_alone():
+def test_advfits_apgd_equals_the_authors_called_directly_and_leaves_the_rng_alone():
+    from pyautoattack.autopgd_base import APGDAttack
+
     net, x, y = lenet_and_images()
     state = torch.get_rng_state()
     ours = Attack("apgd", "advfit.attacks.autoattack.APGD", batch_size=len(x), eps=0.3, nb_iter=10)(
         net, x, y
     )
     assert torch.equal(torch.get_rng_state(), state)
-    theirs = torchattacks.APGD(net, norm="Linf", eps=0.3, steps=10, n_restarts=1, seed=0)(x, y)
-    assert torch.equal(ours, theirs)
+    theirs = APGDAttack(net, n_iter=10, norm="Linf", n_restarts=1, eps=0.3, seed=0, device="cpu")
+    assert torch.equal(ours, theirs.perturb(x, y))
     assert (ours - x).abs().max() <= 0.3 + 1e-6 and ours.min() >= 0 and ours.max() <= 1
     with torch.no_grad():
         assert (net(ours).argmax(1) != y).any()  # it does attack
+
+
+def test_advfits_autoattack_is_the_authors_standard_evaluation_called_directly():
+    """The same snapshot, sources and seed: the same examples and robust accuracy as
+    ``AutoAttack(..., version='standard').run_standard_evaluation`` called as RobustBench
+    does; at eps 0.15 APGD-CE alone leaves images robust, which the later attacks take."""
+    from pyautoattack import AutoAttack
+
+    net, x, y = lenet_and_images(16)
+    ours = Attack("autoattack", "advfit.attacks.autoattack.AutoAttack", batch_size=16, eps=0.15)(
+        net, x, y
+    )
+    authors = AutoAttack(net, norm="Linf", eps=0.15, version="standard", device="cpu", seed=0)
+    assert (authors.apgd.n_iter, authors.apgd_targeted.n_target_classes) == (100, 9)
+    assert (authors.fab.n_target_classes, authors.square.n_queries) == (9, 5000)
+    theirs, _ = authors.run_standard_evaluation(x, y, batch_size=16)
+    assert torch.equal(ours, theirs)
+    from pyautoattack.autopgd_base import APGDAttack
+
+    ce_alone = APGDAttack(net, n_iter=100, eps=0.15, seed=0, device="cpu").perturb(x, y)
+    with torch.no_grad():
+        robust = (net(ours).argmax(1) == y).float().mean().item()
+        after_ce = (net(ce_alone).argmax(1) == y).float().mean().item()
+    assert robust < after_ce  # images withstood APGD-CE, and the later attacks took them
+
+
+def test_the_authors_checks_reach_the_log(caplog):
+    """Their checks (checks.py) warn, on the auto-attack logger, that a model whose outputs
+    are probabilities, not logits, is evaluated."""
+    net, x, y = lenet_and_images(8)
+    probabilities = torch.nn.Sequential(net, torch.nn.Softmax(dim=1)).eval()
+    with caplog.at_level("WARNING", logger="auto-attack"):
+        Attack("autoattack", "advfit.attacks.autoattack.AutoAttack", batch_size=8, eps=0.3)(
+            probabilities, x, y
+        )
+    assert "the output is a probability distribution" in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -162,6 +199,8 @@ def test_a_tiny_sweep_of_both_regimes_checks_autoattack_robust_accuracy_and_the_
 ):
     """One sweep, trained once, read three ways (below)."""
     sweep, runs = tiny_sweep(tmp_path, fmnist_dir)
+    # The authors' code logs to the run's own log, beside advfit's lines.
+    assert "setting parameters for standard version" in (runs["normal"] / "train.log").read_text()
     autoattack_succeeds_at_least_as_often_as_pgd(runs)
     robust_accuracy_lies_below_clean_and_one_step_fgsm_accuracy(runs)
     adversarial_training_is_more_robust_and_the_report_judges_robust_overfitting(sweep, runs)

@@ -23,6 +23,8 @@ VERSIONED = (
     "hydra-core",
     "torchmetrics",
     "advertorch",
+    "pyautoattack",
+    "scipy",
     "wandb",
     "numpy",
     "scikit-learn",

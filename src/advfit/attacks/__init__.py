@@ -1,4 +1,4 @@
-"""Attacks: advertorch's untargeted attacks, and torchattacks' APGD and AutoAttack
+"""Attacks: advertorch's untargeted attacks, and the authors' APGD and AutoAttack (pyautoattack)
 (:mod:`advfit.attacks.autoattack`), behind one ``(model, x, y) -> x_adv`` contract."""
 
 from advfit.attacks.base import Attack, frozen

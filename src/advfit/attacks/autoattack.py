@@ -1,15 +1,22 @@
-"""APGD and AutoAttack (Croce & Hein 2020), from torchattacks, behind advertorch's contract:
-``cls(model, **params)`` builds the attack, ``perturb(x, y)`` crafts untargeted examples of
-pixels in [0, 1].
+"""APGD and AutoAttack (Croce & Hein 2020), the authors' own code (``pyautoattack``, which
+packages github.com/fra31/auto-attack: README.md says what was checked), behind advertorch's
+contract: ``cls(model, **params)`` builds the attack, ``perturb(x, y)`` crafts untargeted
+examples of pixels in [0, 1].
 
-torchattacks seeds the global random generator inside an attack; the adapters restore it
-afterwards, so an attack leaves the replay's own random draws as they were. Parameters are
-checked before training (:meth:`check`), with advfit's names: ``eps`` (the radius in pixel
-units), ``nb_iter`` (APGD's steps), ``norm`` (``Linf`` or ``L2``), ``num_classes``.
+``AutoAttack`` is called as RobustBench calls it: ``AutoAttack(model, norm=..., eps=...,
+version="standard", device=...)`` and ``run_standard_evaluation(x, y, bs=...)``, the authors'
+iterations, restarts, target classes and queries untouched; advfit passes the seed its config
+names, so the same run crafts the same examples. The authors' checks (``checks.py``: a
+randomised model, outputs that are not logits, zero gradients, too few classes) warn on the
+``auto-attack`` logger, which reaches the run's own log. The authors' attacks seed the global
+random generators; the adapters restore them afterwards, so an attack leaves the replay's own
+random draws as they were. Parameters are checked before training (:meth:`check`), with
+advfit's names: ``eps`` (the radius in pixel units), ``nb_iter`` (APGD's iterations), ``norm``.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
@@ -20,6 +27,8 @@ from advfit.errors import ConfigError
 NORMS = ("Linf", "L2")
 LOSSES = ("ce", "dlr")
 VERSIONS = ("standard", "plus", "rand")
+#: The logger the authors' code and its checks warn on.
+AUTHORS_LOGGER = logging.getLogger("auto-attack")
 
 
 def _one_of(prefix: str, key: str, value: Any, accepted: tuple[str, ...]) -> None:
@@ -34,51 +43,51 @@ def _seed(prefix: str, value: Any) -> None:
         raise ConfigError(f"{prefix}.seed={value!r} is invalid: an integer >= 0 is required")
 
 
-class _Torchattacks:
-    """An attack of torchattacks' run on ``model`` under advertorch's ``perturb``."""
-
-    def __init__(self, attack) -> None:
-        self.attack = attack
-
-    def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        devices = [x.device] if x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            return self.attack(x, y)
+def _rng_kept(x: torch.Tensor):
+    """The random generators of ``x``'s device, restored when the block ends."""
+    return torch.random.fork_rng(devices=[x.device] if x.device.type == "cuda" else [])
 
 
-class APGD(_Torchattacks):
-    """APGD (untargeted, cross-entropy or DLR loss): torchattacks' ``APGD``."""
+class APGD:
+    """APGD (untargeted, cross-entropy or DLR loss): the authors' ``APGDAttack``, built on
+    the device of the images it is given."""
 
     def __init__(
         self,
         predict: nn.Module,
         eps: float = 8 / 255,
         norm: str = "Linf",
-        nb_iter: int = 10,
+        nb_iter: int = 100,
         n_restarts: int = 1,
         loss: str = "ce",
         rho: float = 0.75,
         seed: int = 0,
     ) -> None:
-        import torchattacks
+        self.predict = predict
+        self.settings = {
+            "eps": eps,
+            "norm": norm,
+            "n_iter": nb_iter,
+            "n_restarts": n_restarts,
+            "loss": loss,
+            "rho": rho,
+            "seed": seed,
+        }
 
-        super().__init__(
-            torchattacks.APGD(
-                predict,
-                norm=norm,
-                eps=eps,
-                steps=nb_iter,
-                n_restarts=n_restarts,
-                seed=seed,
-                loss=loss,
-                rho=rho,
-            )  # fmt: skip
-        )
+    def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from pyautoattack.autopgd_base import APGDAttack
+
+        attack = APGDAttack(
+            self.predict, **self.settings, eot_iter=1, verbose=False, device=x.device,
+            logger=AUTHORS_LOGGER,
+        )  # fmt: skip
+        with _rng_kept(x):
+            return attack.perturb(x, y)
 
     @staticmethod
     def check(prefix: str, params: dict[str, Any]) -> None:
-        """Refuse what torchattacks would only refuse (or misuse) at the best epoch (eps and
-        the counts are :func:`advfit.attacks.base.checked_parameters`')."""
+        """Refuse what the authors' code would only refuse (or misuse) at the best epoch (eps
+        and the counts are :func:`advfit.attacks.base.checked_parameters`')."""
         _one_of(prefix, "norm", params.get("norm", "Linf"), NORMS)
         _one_of(prefix, "loss", params.get("loss", "ce"), LOSSES)
         _seed(prefix, params.get("seed", 0))
@@ -87,9 +96,10 @@ class APGD(_Torchattacks):
             raise ConfigError(f"{prefix}.rho={rho!r} is invalid: a number in (0, 1)")
 
 
-class AutoAttack(_Torchattacks):
-    """AutoAttack: torchattacks' ``AutoAttack``; ``standard`` runs APGD-CE, APGD-T, FAB-T and
-    Square (5,000 queries) one after another, each on the images still classified right."""
+class AutoAttack:
+    """AutoAttack, the authors' ``AutoAttack(version='standard')``: APGD-CE, APGD-T (9 target
+    classes), FAB-T (9) and Square (5,000 queries), 100 iterations each, one after another,
+    each on the images the earlier ones left classified right."""
 
     def __init__(
         self,
@@ -97,16 +107,18 @@ class AutoAttack(_Torchattacks):
         eps: float = 8 / 255,
         norm: str = "Linf",
         version: str = "standard",
-        num_classes: int = 10,
         seed: int = 0,
     ) -> None:
-        import torchattacks
+        self.predict = predict
+        self.settings = {"eps": eps, "norm": norm, "version": version, "seed": seed}
 
-        super().__init__(
-            torchattacks.AutoAttack(
-                predict, norm=norm, eps=eps, version=version, n_classes=num_classes, seed=seed
-            )
-        )
+    def perturb(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        from pyautoattack import AutoAttack as Authors
+
+        attack = Authors(self.predict, device=x.device, **self.settings)
+        with _rng_kept(x):
+            x_adv, _ = attack.run_standard_evaluation(x, y, batch_size=len(x))
+        return x_adv
 
     @staticmethod
     def check(prefix: str, params: dict[str, Any]) -> None:

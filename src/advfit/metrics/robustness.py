@@ -189,7 +189,7 @@ class EmpiricalRobustness:
 
 class RobustAccuracy:
     """The ``robust_accuracy`` metric entry: the share of images that APGD-CE (Croce & Hein
-    2020, torchattacks' implementation), crafted on this snapshot itself within radius
+    2020, the authors' APGDAttack), crafted on this snapshot itself within radius
     ``eps``, leaves classified right; seeded, so the same snapshot gives the same value.
 
     White-box robustness of each snapshot, where the replay's ASR measures how the best

@@ -15,40 +15,50 @@ SWEEP ?= $(shell for d in $$(ls -td $(MULTIRUN)/*/ 2>/dev/null); do \
 REPORT = $(PY) -m advfit.report $(SWEEP)
 
 .DEFAULT_GOAL := help
-.PHONY: help install test test-fast lint format train data demo paper resnet-cifar10 robust-overfitting robust-overfitting-cpu report figures tables sync dashboard bench clean
+.PHONY: help install install-test test test-fast lint format train data demo paper resnet-cifar10 robust-overfitting robust-overfitting-cpu report figures tables sync dashboard bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/^fig%:/fig3..fig10:/' \
 	  | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
 
-install: $(STAMP) ## Create .venv, install advfit with its dev tools (and Fashion-MNIST, Chromium, SLURM on Debian)
+install: $(STAMP) ## Create .venv and install advfit with its dev tools (and Debian's Fashion-MNIST, which the demo trains on)
+
+# Installs a Debian package as root where it is missing: $(call debian,<command to test>,<package>)
+debian = if ! ($(1)) && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's $(2)"; \
+	  (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(2)) >/dev/null \
+	  || echo "warning: could not install $(2); what needs it will be skipped"; \
+	fi
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[dev]'
-	@# Debian packages the tests use for real: Fashion-MNIST, Chromium (the report's browser
-	@# test), slurm-wlm and munge (a single-node SLURM for the cluster tests). Root on Debian only.
+	@# The demo's data: Debian's Fashion-MNIST (root on Debian only).
+	@$(call debian,[ -d $(FMNIST) ],dataset-fashion-mnist)
+	@touch $(STAMP)
+
+# What only the tests use, for real: Chromium (the report's browser test), slurm-wlm and
+# munge (a single-node SLURM for the cluster tests). Root on Debian only; make demo needs none.
+TEST_STAMP := $(VENV)/.installed-test
+install-test: $(TEST_STAMP) ## What the tests use besides install: Chromium, SLURM and munge (Debian, as root)
+
+$(TEST_STAMP): $(STAMP)
 	@missing=""; \
-	  [ -d $(FMNIST) ] || missing="$$missing dataset-fashion-mnist"; \
 	  command -v chromium >/dev/null || missing="$$missing chromium"; \
 	  command -v sbatch >/dev/null || missing="$$missing slurm-wlm"; \
 	  command -v munged >/dev/null || [ -x /usr/sbin/munged ] || missing="$$missing munge"; \
-	  if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian's$$missing"; \
-	    (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing) >/dev/null \
-	    || echo "warning: could not install$$missing; the tests that need them will be skipped"; \
-	  fi
-	@touch $(STAMP)
+	  $(call debian,[ -z "$$missing" ],$$missing)
+	@touch $(TEST_STAMP)
 
 # make test runs the suite in TEST_JOBS pytest-xdist workers (default: one per core, at most
 # 4), each with cores / workers threads (tests/conftest.py); TEST_JOBS=0 runs it in one process.
 TEST_JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
 
-test: install ## Run the test suite (installs what is missing first)
+test: install-test ## Run the test suite (installs what is missing first)
 	$(PY) -m pytest -n $(TEST_JOBS) --dist worksteal
 
-test-fast: install ## Run the tests that do not train on real data
+test-fast: install-test ## Run the tests that do not train on real data
 	$(PY) -m pytest -n $(TEST_JOBS) --dist worksteal -m "not slow"
 
 lint: install ## ruff check and format check

@@ -237,3 +237,9 @@ def test_a_run_saved_before_the_threat_key_reads_its_attacks_radius():
     new = {**old, "threat": {"eps": 8 / 255}}
     assert config_differences(old, new) == []
     assert flat_config({"attack": {"cw": {"confidence": 0}}})["threat.eps"] == 0.3
+
+
+def test_the_training_runs_job_type_is_its_kind_of_job():
+    from advfit.tracking.runs import TRAIN_JOB
+
+    assert OmegaConf.load(Path(CONF) / "logger/wandb.yaml").wandb.job_type == TRAIN_JOB

@@ -611,3 +611,17 @@ def test_make_report_finds_the_sweep_under_advfit_root(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert (sweep / "report" / "report.md").is_file()
     assert f"report: {sweep.resolve() / 'report' / 'report.md'}" in result.stdout
+
+
+def test_the_reports_help_explains_every_threshold(capsys):
+    from dataclasses import fields
+
+    from advfit.report.verdict import THRESHOLD_HELP
+
+    with pytest.raises(SystemExit) as stop:
+        main(["--help"])
+    assert stop.value.code == 0
+    said = " ".join(capsys.readouterr().out.split())
+    for f in fields(Thresholds):
+        assert f"--{f.name.replace('_', '-')}" in said
+        assert " ".join(THRESHOLD_HELP[f.name].replace("%%", "%").split()[:6]) in said, f.name

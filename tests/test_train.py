@@ -211,7 +211,16 @@ def test_same_seed_same_numbers(tmp_path, fmnist_dir):
             ["data=imagenet"],
             "data=imagenet is not an option; data is one of: cifar10, custom, fashion_mnist",
         ),
-        (["regime.lrr=3"], "Could not override 'regime.lrr': Key 'lrr' is not in struct"),
+        (
+            ["regime.lrr=3"],
+            "Could not override 'regime.lrr': Key 'lrr' is not in struct; To append to your "
+            "config use +regime.lrr=3",  # Hydra's own hint kept
+        ),
+        (
+            ["attack=[fgsm,foo]"],
+            "attack=foo is not an option; attack is one of: apgd, autoattack, cw, cw_fast",
+        ),
+        (["data.batch_size=abc"], "data.batch_size='abc' is invalid: an integer is required"),
         (
             ["-m", "hydra/launcher=parallel", "hydra.launcher.partition=gpu"],
             "Key 'partition' not in 'JobLibLauncherConf'",

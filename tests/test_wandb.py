@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import pytorch_lightning as pl
 import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -38,10 +39,19 @@ TINY = [
 ]
 
 
+class OwnMetric(pl.Callback):
+    """A researcher's own callback, defined here alone: it logs with Lightning's self.log."""
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            pl_module.log("mine/ten_times_epoch", 10.0 * (trainer.current_epoch + 1))
+
+
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory, fmnist_dir):
     out = tmp_path_factory.mktemp("wandb")
-    cfg = compose_cfg(TINY, out, data_dir=fmnist_dir)
+    mine = "+callbacks.mine._target_=tests.test_wandb.OwnMetric"
+    cfg = compose_cfg([*TINY, mine], out, data_dir=fmnist_dir)
     train(cfg)
     return RunDir(cfg.paths.output_dir), cfg
 
@@ -64,6 +74,10 @@ def test_every_per_epoch_quantity_is_logged_against_epoch(logged):
         assert [r[column] for r in logged_rows] == pytest.approx(
             expected[column].tolist(), rel=1e-6
         ), column
+    # What a callback of one's own logs with self.log reaches W&B on the same axis.
+    mine = [(r["epoch"], r["mine/ten_times_epoch"]) for r in rows if "mine/ten_times_epoch" in r]
+    assert mine == [(e, 10.0 * e) for e in epochs["epoch"]]
+    assert not any("train/loss" in r or "val/acc" in r for r in rows)  # the rows carry those
     # Every key is plotted against epoch: the last definition of "*" names it.
     (path,) = offline_runs(run.root)
     stars = [r.metric for r in records(path) if r.WhichOneof("record_type") == "metric"]
@@ -154,6 +168,7 @@ def test_evaluate_logs_its_own_run_and_leaves_the_training_run_alone(logged, tmp
             "device": "cpu",
             "progress": False,
             "wandb": True,
+            "trust": ["tests.test_wandb."],  # the run's own callback (OwnMetric)
         }
     )
     evaluate(cfg)
@@ -168,6 +183,7 @@ def test_evaluate_logs_its_own_run_and_leaves_the_training_run_alone(logged, tmp
         for path in (new, training)
     }
     assert runs[new].job_type == "evaluate" and runs[new].run_group == runs[training].run_group
+    assert runs[training].job_type == "train"  # W&B's kind of job; the fold is in the name
     assert runs[new].display_name == runs[training].display_name + "-evaluate"
     assert runs[new].run_id != runs[training].run_id
     replayed = [r for r in history(run.root, new) if "asr_fgsm" in r]

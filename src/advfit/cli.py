@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from advfit.config import check_name, register_resolvers
+from advfit.config import CONF_DIR, check_name, register_resolvers
 from advfit.errors import ConfigError, refuse, user_error
 from advfit.locks import LockHeld, file_lock
 
@@ -165,15 +165,21 @@ def _composition_refused(err: Exception) -> str:
     without Hydra's search path and its advice to add keys with ``+``."""
     lines = [line.strip() for line in str(err).strip().splitlines() if line.strip()]
     missing, options = getattr(err, "missing_cfg_file", None), getattr(err, "options", None)
-    if missing and options:
+    if missing:
         group, _, choice = str(missing).rpartition("/")
-        return f"{group}={choice} is not an option; {group} is one of: {', '.join(options)}"
-    keep = [line for line in lines if not line.startswith(("To append", "Config search"))]
-    text = " ".join(keep).rstrip(".")
+        # An element of a list (attack=[fgsm,foo]) comes without Hydra's options: read them.
+        options = options or sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+        if options:
+            return f"{group}={choice} is not an option; {group} is one of: {', '.join(options)}"
+    # Hydra's hint for a key the config lacks ("To append to your config use +key=value")
+    # stays; its search path does not.
+    keep = [line.rstrip(".") for line in lines if not line.startswith("Config search")]
+    hints = [line for line in keep if line.startswith("To append")]
+    text = " ".join(line for line in keep if line not in hints)
     cause = err.__cause__
     if cause is not None and str(cause).strip():
         text += f": {str(cause).strip().splitlines()[0]}"
-    return text
+    return "; ".join([text, *hints])
 
 
 def refuses_bad_compositions(run_and_report: Callable[..., Any]) -> Callable[..., Any]:

@@ -197,6 +197,10 @@ def validate_train_config(cfg: DictConfig) -> None:
     check_name("run_name", OmegaConf.select(cfg, "run_name"))
     check_cpu_threads(cfg)
     check_replay_images(_int(cfg, "replay.n_images"))
+    for key in ("data.batch_size", "data.eval_batch_size"):
+        if OmegaConf.select(cfg, key) is not None:
+            size = _int(cfg, key)
+            _require(size >= 1, f"{key}={size} is invalid: an integer >= 1 is required")
     for key in ("data.train_subset", "data.test_subset"):
         if OmegaConf.select(cfg, key) is not None:
             check_subset(key, _int(cfg, key))

@@ -15,7 +15,7 @@ from advfit.errors import ConfigError
 from advfit.report.build import build
 from advfit.report.collect import ReportError
 from advfit.report.figures import FIGURES
-from advfit.report.verdict import Thresholds
+from advfit.report.verdict import THRESHOLD_HELP, Thresholds
 from advfit.tracking.mode import WANDB_MODES
 
 
@@ -35,7 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     defaults = Thresholds()
     for name, value in vars(defaults).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
+        parser.add_argument(
+            f"--{name.replace('_', '-')}",
+            type=type(value),
+            default=value,
+            help=f"{THRESHOLD_HELP[name]} (default: %(default)s)",
+        )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     thresholds = Thresholds(**{k: getattr(args, k) for k in vars(defaults)})

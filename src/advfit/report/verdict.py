@@ -40,22 +40,9 @@ from advfit.trend import RHO_FIRST_EPOCH, change_after, rho_from
 
 @dataclass
 class Thresholds:
-    """When the claim counts as holding (all configurable on the command line).
-
-    first_epoch: epochs before it are left out (the paper discards the unstable first ones).
-    min_rho: normal regime: Spearman rho(test_acc, ASR) must be at least this.
-    max_asr_rise: overfit regime: ASR may rise by at most this across the epochs after the
-        best (the least-squares line's change).
-    min_val_drop: overfit regime: the runs overfit when validation accuracy falls by more
-        than this from the best epoch to the last ...
-    min_val_loss_rise: ... or when validation loss ends more than this fraction above its
-        minimum (else the runs did not overfit and the claim is not tested).
-    min_robust_drop: adversarial regime: robust overfitting holds when robust validation
-        accuracy falls by more than this across the epochs after its peak (least squares).
-    learned_margin, learned_loss_tolerance: the rule that leaves out runs that did not learn
-        (advfit.learning): validation accuracy never more than the margin above the chance
-        band, or training loss within the tolerance of ln K at every epoch.
-    """
+    """When the claim counts as holding (all configurable on the command line): what each
+    threshold means is :data:`THRESHOLD_HELP`, which ``python -m advfit.report --help``
+    prints."""
 
     first_epoch: int = RHO_FIRST_EPOCH
     min_rho: float = 0.3
@@ -69,6 +56,27 @@ class Thresholds:
     def rule(self) -> LearningRule:
         """The learning rule these thresholds set (ConfigError for values out of range)."""
         return LearningRule(self.learned_margin, self.learned_loss_tolerance)
+
+
+#: What each threshold of :class:`Thresholds` means, for ``--help`` and the docs.
+THRESHOLD_HELP = {
+    "first_epoch": "epochs before it are left out of rho (the paper discards the unstable "
+    "first ones)",
+    "min_rho": "generalization: Spearman rho(test accuracy, ASR) must lie above this for the "
+    "claim to hold (the whole 95%% interval)",
+    "max_asr_rise": "overfitting: the ASR may rise by at most this across the epochs after "
+    "the best (the least-squares line's change)",
+    "min_val_drop": "overfitting: the runs overfit when validation accuracy falls by more "
+    "than this from the best epoch to the last ...",
+    "min_val_loss_rise": "... or when validation loss ends more than this fraction above its "
+    "minimum (else the claim is not tested: undetermined)",
+    "min_robust_drop": "robust overfitting: holds when robust validation accuracy falls by "
+    "more than this across the epochs after its peak",
+    "learned_margin": "a run did not learn when its validation accuracy never rises more "
+    "than this above the chance band (such runs are left out)",
+    "learned_loss_tolerance": "... or when its training loss stays within this of ln K "
+    "(K classes) at every epoch",
+}
 
 
 #: The name of robust overfitting's one row (it reads robust validation accuracy, no attack).

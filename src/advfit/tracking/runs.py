@@ -13,9 +13,10 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
-#: The W&B job types of runs that are not training folds (the dashboard leaves them out of a
-#: group's mean: their rows would count twice).
-EVALUATE_JOB, REPORT_JOB = "evaluate", "report"
+#: W&B's job types: a training run (conf/logger/wandb.yaml), and the runs that are not
+#: training folds (the dashboard leaves them out of a group's mean: their rows would count
+#: twice).
+TRAIN_JOB, EVALUATE_JOB, REPORT_JOB = "train", "evaluate", "report"
 
 log = logging.getLogger(__name__)
 

@@ -11,14 +11,24 @@ import pytorch_lightning as pl
 from pytorch_lightning.loggers import WandbLogger
 
 from advfit.errors import RunError, first_line
+from advfit.rundir import ROBUST_TRAIN_COLUMNS, TRAIN_COLUMNS
 from advfit.tracking.mode import resolve_wandb_mode, wandb_server
 from advfit.tracking.runs import INIT_TIMEOUT, close, epoch_axis, log_epoch_rows, run_id
+
+#: What advfit's LightningModule logs (``train/loss`` ... ``val/robust_acc``): the epoch rows
+#: carry these, as their ``epochs.csv`` columns.
+OWN_METRICS = frozenset(c.replace("_", "/", 1) for c in TRAIN_COLUMNS[1:] + ROBUST_TRAIN_COLUMNS)
+
+
+def _own(key: str) -> bool:
+    return key.removesuffix("_step").removesuffix("_epoch") in OWN_METRICS
 
 
 class EpochWandbLogger(WandbLogger):
     """Lightning's WandbLogger, but W&B receives the rows of ``epochs.csv`` (through
     :meth:`log_epoch_rows`), each against the 1-based ``epoch``, rather than Lightning's own
-    metrics against its global step: a W&B plot then lines up with the run directory."""
+    metrics against its global step: a W&B plot then lines up with the run directory. What
+    else is logged with ``self.log`` reaches W&B on the same axis (:meth:`log_metrics`)."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -36,7 +46,15 @@ class EpochWandbLogger(WandbLogger):
         return run
 
     def log_metrics(self, metrics, step=None) -> None:
-        """Lightning's per-step metrics stay out of W&B: the epoch rows carry them."""
+        """What a LightningModule or any callback logs with ``self.log`` or ``log_dict``, on
+        the 1-based ``epoch`` axis (Lightning passes the 0-based ``epoch`` with each call).
+        advfit's own training metrics (``train/loss``, ``val/acc``, ...) are left to the
+        epoch rows, which carry them once per epoch under their ``epochs.csv`` names."""
+        metrics = dict(metrics)
+        epoch = metrics.pop("epoch", None)
+        theirs = {k: v for k, v in metrics.items() if not _own(k)}
+        if theirs and epoch is not None:
+            self.experiment.log({**theirs, "epoch": int(epoch) + 1})
 
     def log_epoch_rows(self, rows: pd.DataFrame) -> None:
         log_epoch_rows(self.experiment, rows)

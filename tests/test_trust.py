@@ -100,6 +100,21 @@ def rerun_and_evaluate(run: RunDir, tmp_path: Path, fmnist_dir: Path):
         yield script, result.stdout + result.stderr, result.returncode
 
 
+def evaluate_refuses_planted(
+    run: RunDir, config: dict, tmp_path: Path, expected: str, marker: Path
+) -> str:
+    """Write ``config`` as the run's saved config and run evaluate.py on it: exit 2 with
+    ``expected`` said, the planted payload never ran (no ``marker``), and no file of the run
+    changed. Returns what evaluate.py said."""
+    run.config.write_text(yaml.safe_dump(config))
+    before = digests(run.root)
+    result = run_cli("evaluate.py", f"run_dir={run.root}", "wandb=false", cwd=tmp_path)
+    said = result.stdout + result.stderr
+    assert result.returncode == 2 and expected in said, said[-3000:]
+    assert not marker.exists() and digests(run.root) == before
+    return said
+
+
 def test_a_planted_resume_point_is_not_loaded(run, tmp_path, fmnist_dir):
     before = pd.read_csv(run.epochs_csv)
     marker = tmp_path / "ran"
@@ -138,13 +153,8 @@ def test_a_planted_target_in_the_runs_config_is_not_built(run, tmp_path, key, no
     else:
         config["attack"]["fgsm"]["attack"] = node
         expected = "attack.fgsm.attack='os.system' is not a target advfit builds"
-    run.config.write_text(yaml.safe_dump(config))
-    before = digests(run.root)
-    result = run_cli("evaluate.py", f"run_dir={run.root}", "wandb=false", cwd=tmp_path)
-    said = result.stdout + result.stderr
-    assert result.returncode == 2 and expected in said, said[-3000:]
-    assert "Traceback" not in said and not marker.exists()
-    assert digests(run.root) == before
+    said = evaluate_refuses_planted(run, config, tmp_path, expected, marker)
+    assert "Traceback" not in said
 
 
 def test_targets_of_ones_own_are_built_when_trusted():
@@ -463,13 +473,8 @@ def test_a_resolver_in_a_saved_config_runs_nothing(run, tmp_path, loader, done):
         run.unmark_done()
         config["model"]["net"]["evil"] = evil
         expected = "model.net.evil calls the resolver oc.create (${oc.create:...})"
-    run.config.write_text(yaml.safe_dump(config))
-    before = digests(run.root)
-    result = run_cli("evaluate.py", f"run_dir={run.root}", "wandb=false", cwd=tmp_path)
-    said = result.stdout + result.stderr
-    assert result.returncode == 2 and expected in said, said[-3000:]
-    assert len(said.strip().splitlines()) == 1 and not marker.exists()
-    assert digests(run.root) == before
+    said = evaluate_refuses_planted(run, config, tmp_path, expected, marker)
+    assert len(said.strip().splitlines()) == 1
 
 
 def test_only_advfits_own_resolvers_are_read_from_a_run_directory():
@@ -516,37 +521,33 @@ def test_a_summary_without_digests_vouches_for_nothing(run, tmp_path, fmnist_dir
     epochs = pd.read_csv(run.epochs_csv)
     epochs["asr_fgsm"] = 0.999
     epochs.to_csv(run.epochs_csv, index=False)
+    refused_everywhere(
+        run, tmp_path, "summary.json records no digests of its files, so nothing vouches for"
+    )
+
+
+def refused_everywhere(run: RunDir, tmp_path: Path, expected: str) -> None:
+    """evaluate.py and the report of the run's sweep each exit 2 with ``expected``, one line
+    and no traceback, and no file of the run changes."""
     before = digests(run.root)
-    expected = "summary.json records no digests of its files, so nothing vouches for its results"
     result = run_cli("evaluate.py", f"run_dir={run.root}", "wandb=false", cwd=tmp_path)
     said = result.stdout + result.stderr
     assert result.returncode == 2 and expected in said, said[-2000:]
-    assert report_refuses(run, expected)
-    assert digests(run.root) == before
-
-
-def report_refuses(run: RunDir, expected: str) -> bool:
-    """The report of the run's sweep exits 2 with ``expected`` in its one line."""
     result = subprocess.run(
         [sys.executable, "-m", "advfit.report", str(run.root.parent), "--wandb", "disabled"],
         capture_output=True,
         text=True,
         cwd=run.root.parent,
     )
-    return result.returncode == 2 and expected in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and expected in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr and digests(run.root) == before
 
 
 def test_an_edited_summary_is_refused_by_the_report_and_evaluate(run, tmp_path):
     summary = json.loads(run.summary_json.read_text())
     summary["best_epoch"], summary["fold"] = 1, 4
     run.summary_json.write_text(json.dumps(summary, indent=2))
-    before = digests(run.root)
-    expected = "summary.json changed after the run finished"
-    result = run_cli("evaluate.py", f"run_dir={run.root}", "wandb=false", cwd=tmp_path)
-    said = result.stdout + result.stderr
-    assert result.returncode == 2 and expected in said, said[-2000:]
-    assert report_refuses(run, expected)
-    assert digests(run.root) == before
+    refused_everywhere(run, tmp_path, "summary.json changed after the run finished")
 
 
 def test_evaluate_never_seals_an_edited_epochs_csv(run, tmp_path):

@@ -242,8 +242,8 @@ def head_blocks(
         *([Para(note)] if (note := not_learned_note(sweep.runs)) else []),
         Heading(2, "Verdict"),
         Para(
-            "Each regime is judged by the claim it declares (regime.claim): "
-            + "; ".join(
+            "Each regime is judged by the claim it declares (regime.claim). "
+            + " ".join(
                 f"{', '.join(sorted({key[1] for key, c in claims.items() if c == claim}))} "
                 f"({claim.value}): {RULES[claim].question(t)}"
                 for claim in dict.fromkeys(claims.values())

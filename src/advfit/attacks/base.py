@@ -8,12 +8,12 @@ from typing import Any
 import torch
 from hydra.utils import get_class
 from torch import nn
-from tqdm.auto import tqdm
 
 from advfit.attacks import advertorch_compat  # noqa: F401  (makes advertorch importable)
 from advfit.data.batches import EVAL_BATCH_SIZE, near_equal_parts
 from advfit.errors import ConfigError
 from advfit.models.frozen import frozen
+from advfit.progress import Progress
 
 #: Parameters with a range every attack shares: sizes in pixel units (pixels are in [0, 1]),
 #: counts of steps, and non-negative or positive reals.
@@ -149,12 +149,16 @@ class Attack:
     ) -> torch.Tensor:
         """Adversarial examples for ``x`` (pixels in [0, 1]) with true labels ``y``."""
         out = torch.empty_like(x)
-        with frozen(model):
+        starts = range(0, len(x), self.batch_size)
+        with frozen(model), Progress(f"crafting {self.name}", len(starts), "batch", progress) as p:
             adversary = self.build(model)
-            starts = range(0, len(x), self.batch_size)
-            for start in tqdm(
-                starts, desc=f"crafting {self.name}", unit="batch", disable=not progress
-            ):
-                batch = slice(start, start + self.batch_size)
-                out[batch] = adversary.perturb(x[batch], y[batch]).detach()
+            # Each pass through the network counts: a batch of CW is minutes of passes.
+            passes = model.register_forward_hook(lambda *_: p.beat())
+            try:
+                for start in starts:
+                    batch = slice(start, start + self.batch_size)
+                    out[batch] = adversary.perturb(x[batch], y[batch]).detach()
+                    p.step()
+            finally:
+                passes.remove()
         return out

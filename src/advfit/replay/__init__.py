@@ -17,12 +17,12 @@ from typing import Any
 import pandas as pd
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from advfit.attacks import Attack
 from advfit.config import check_attacks_given, check_replay_images
 from advfit.data.batches import EVAL_BATCH_SIZE, to_unit_range
 from advfit.metrics import SnapshotMetrics
+from advfit.progress import Progress
 from advfit.replay.classify import classify
 from advfit.replay.crafting import AdversarialSet, Crafting, Examples
 from advfit.replay.network import ReplayError, load_weights, predict
@@ -167,36 +167,40 @@ class Replay:
         rows, per_image, seconds = [], {}, {}
         last = max(snapshots)
         scored = to_unit_range(self.x_test[: self.metrics.n_images]) if self.metrics else None
-        bar = tqdm(
-            snapshots.items(),
-            desc="replaying snapshots",
-            unit="snapshot",
-            disable=not self.progress,
-        )
-        for epoch, path in bar:
-            load_weights(self.net, path)
-            row = {
-                "epoch": epoch,
-                **classify(self.net, self.x_test, self.y_test, sets, self.batch_size),
-            }
-            if self.metrics is not None:
-                due = self.metrics.due(epoch, last)
-                scores = (
-                    self.metrics(self.net, scored, self.y_test) if due else self.metrics.skipped()
-                )
-                row.update(scores.values)
-                for name, frame in scores.per_image.items():
-                    per_image.setdefault(name, []).append(
-                        pd.concat({epoch: frame}, names=["epoch"])
-                    )
-                for name, value in scores.seconds.items():
-                    seconds.setdefault(name, []).append(value)
-            rows.append(row)
+        progress = Progress("replaying snapshots", len(snapshots), "snapshot", self.progress)
+        # Each pass through the network counts, so a long snapshot (CLEVER on 96x96) is not
+        # silent either.
+        passes = self.net.register_forward_hook(lambda *_: progress.beat())
+        try:
+            for epoch, path in snapshots.items():
+                self._replay_one(epoch, path, last, scored, sets, rows, per_image, seconds)
+                progress.step()
+        finally:
+            passes.remove()
+            progress.close()
         per_image = {
             name: pd.concat(frames).reset_index(level=0).reset_index(drop=True)
             for name, frames in per_image.items()
         }
         return pd.DataFrame(rows), per_image, seconds
+
+    def _replay_one(self, epoch, path, last, scored, sets, rows, per_image, seconds) -> None:
+        """One snapshot's row (accuracy, ASRs, the metrics due), appended to ``rows``, with its
+        per-image scores and timings."""
+        load_weights(self.net, path)
+        row = {
+            "epoch": epoch,
+            **classify(self.net, self.x_test, self.y_test, sets, self.batch_size),
+        }
+        if self.metrics is not None:
+            due = self.metrics.due(epoch, last)
+            scores = self.metrics(self.net, scored, self.y_test) if due else self.metrics.skipped()
+            row.update(scores.values)
+            for name, frame in scores.per_image.items():
+                per_image.setdefault(name, []).append(pd.concat({epoch: frame}, names=["epoch"]))
+            for name, value in scores.seconds.items():
+                seconds.setdefault(name, []).append(value)
+        rows.append(row)
 
     def __call__(self) -> ReplayResult:
         epochs, snapshots, best = self.check()

@@ -20,7 +20,6 @@ from advfit.errors import ConfigError
 from advfit.learning import learning_summary
 from advfit.provenance import (
     check_data,
-    data_digest,
     inputs_record,
     library_versions,
     machine,
@@ -118,7 +117,7 @@ def fit(cfg: DictConfig, run: RunDir, resolved: dict[str, Any]) -> dict[str, Any
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule, model = build(cfg)
     resume = usable_checkpoint(run.last_checkpoint)
-    check_resumable(run, cfg, datamodule, resume)
+    inputs = check_resumable(run, cfg, datamodule, resume)
     loggers = instantiate_group(cfg.get("logger"))
     try:
         trainer = build_trainer(cfg, loggers)
@@ -140,7 +139,7 @@ def fit(cfg: DictConfig, run: RunDir, resolved: dict[str, Any]) -> dict[str, Any
             "setup": fit_started - started,
             "fit_and_replay": time.perf_counter() - fit_started,
         }
-        data = data_digest(cfg, datamodule)
+        data = inputs["data_sha256"]  # hashed once, before training (inputs.json)
         learned = learning_summary(run.read_epochs(), datamodule.num_classes, len(datamodule.y_val))
         if not learned["learned"]:
             log.warning("%s did not learn: %s", run.root.name, learned["reason"])
@@ -167,11 +166,11 @@ def fit(cfg: DictConfig, run: RunDir, resolved: dict[str, Any]) -> dict[str, Any
 
 def check_resumable(
     run: RunDir, cfg: DictConfig, datamodule, resume: tuple[Any, int] | None
-) -> None:
+) -> dict[str, Any]:
     """Before an epoch trains: the data and config are those ``inputs.json`` recorded before
     the run's first epoch (written now when there is none), and the epochs.csv rows kept on
     resuming are those training wrote (``last.ckpt``'s record). A launch that would mix
-    either stops here, having changed nothing."""
+    either stops here, having changed nothing. Returns what the run trains on (the record)."""
     record = inputs_record(cfg, datamodule)
     if not run.check_inputs(record, "Resuming it"):
         if run.snapshots():
@@ -183,6 +182,7 @@ def check_resumable(
         run.record_inputs(record)
     if resume:
         check_epoch_record(run, through=resume[1])
+    return record
 
 
 def replayed_table(run: RunDir) -> str:

@@ -2,7 +2,10 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+# make install takes the versions of requirements.lock (the environment the tests and
+# benchmarks ran on: Linux x86_64, Python 3.11); LOCK=0 takes the latest that pyproject.toml allows.
+LOCK ?= 1
+STAMP := $(VENV)/.installed$(if $(filter 0,$(LOCK)),-latest,-locked)
 FMNIST := $(shell sed -n "s/^fashion_mnist_system: *//p" conf/paths/default.yaml)
 ARGS ?=
 # Where sweeps go: $(ADVFIT_ROOT)/multirun when ADVFIT_ROOT is set, else ./multirun; the one
@@ -15,13 +18,13 @@ SWEEP ?= $(shell for d in $$(ls -td $(MULTIRUN)/*/ 2>/dev/null); do \
 REPORT = $(PY) -m advfit.report $(SWEEP)
 
 .DEFAULT_GOAL := help
-.PHONY: help install install-test test test-fast lint format train data demo paper resnet-cifar10 robust-overfitting robust-overfitting-cpu report figures tables sync dashboard bench clean
+.PHONY: help install install-test lock audit test test-fast lint format train data demo paper resnet-cifar10 robust-overfitting robust-overfitting-cpu report figures tables sync dashboard bench clean
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z0-9_%-]+:.*?## ' $(MAKEFILE_LIST) | sed 's/^fig%:/fig3..fig10:/' \
 	  | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
 
-install: $(STAMP) ## Create .venv and install advfit with its dev tools (and Debian's Fashion-MNIST, which the demo trains on)
+install: $(STAMP) ## Create .venv and install advfit with its dev tools from requirements.lock (LOCK=0: the latest), and Debian's Fashion-MNIST
 
 # Installs a Debian package as root where it is missing: $(call debian,<command to test>,<package>)
 debian = if ! ($(1)) && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -30,10 +33,16 @@ debian = if ! ($(1)) && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; th
 	  || echo "warning: could not install $(2); what needs it will be skipped"; \
 	fi
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock
 	@test -x $(PY) || python3 -m venv $(VENV)
+	@rm -f $(VENV)/.installed-*
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[dev]'
+ifeq ($(LOCK),0)
+	$(VENV)/bin/pip install -q --upgrade --upgrade-strategy eager -e '.[dev]'
+else
+	$(VENV)/bin/pip install -q -r requirements.lock
+	$(VENV)/bin/pip install -q --no-deps -e .
+endif
 	@# The demo's data: Debian's Fashion-MNIST (root on Debian only).
 	@$(call debian,[ -d $(FMNIST) ],dataset-fashion-mnist)
 	@touch $(STAMP)
@@ -50,6 +59,13 @@ $(TEST_STAMP): $(STAMP)
 	  command -v munged >/dev/null || [ -x /usr/sbin/munged ] || missing="$$missing munge"; \
 	  $(call debian,[ -z "$$missing" ],$$missing)
 	@touch $(TEST_STAMP)
+
+lock: install ## Resolve requirements.lock again from pyproject.toml and requirements/pins.in (pip-tools)
+	$(VENV)/bin/pip-compile -q --extra dev --strip-extras --no-emit-index-url --no-emit-find-links \
+	  -c requirements/pins.in -o requirements.lock pyproject.toml
+
+audit: install ## Check requirements.lock against PyPI's vulnerability records (pip-audit; needs pypi.org's JSON API)
+	$(VENV)/bin/pip-audit --strict --no-deps --disable-pip -r requirements.lock
 
 # make test runs the suite in TEST_JOBS pytest-xdist workers (default: one per core, at most
 # 4), each with cores / workers threads (tests/conftest.py); TEST_JOBS=0 runs it in one process.

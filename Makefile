@@ -136,10 +136,14 @@ tables: install ## The distance tables (Tables 2-5) of SWEEP, as Markdown, CSV a
 fig%: install ## One figure of SWEEP: make fig3 ... make fig10
 	$(REPORT) --only fig$*
 
-sync: install ## Upload the offline W&B runs of SWEEP=<dir> (after `wandb login`)
-	@runs=$$(find $(SWEEP) -path '*/wandb/offline-run-*' -maxdepth 4 -type d); \
+# The offline runs go oldest first (their folders are named offline-run-<date>_<time>-<id>),
+# so a training run's artifacts reach W&B before the evaluate and report runs that use them.
+WANDB_SYNC ?= $(VENV)/bin/wandb sync
+sync: install ## Upload the offline W&B runs of SWEEP=<dir>, artifacts included (after `wandb login`)
+	@runs=$$(find $(SWEEP) -maxdepth 4 -path '*/wandb/offline-run-*' -type d \
+	  | awk -F/ '{print $$NF, $$0}' | sort | cut -d' ' -f2-); \
 	if [ -z "$$runs" ]; then echo "no offline W&B runs under $(SWEEP)"; exit 1; fi; \
-	$(VENV)/bin/wandb sync $$runs
+	$(WANDB_SYNC) $$runs
 
 dashboard: install ## Save the W&B workspace of the paper's figures: make dashboard ENTITY=me [PROJECT=advfit TASK=demo]
 	$(PY) -m advfit.tracking.dashboard --entity "$(ENTITY)" --project "$(or $(PROJECT),advfit)" \

@@ -7,10 +7,10 @@ from __future__ import annotations
 import ast
 import importlib.metadata
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
@@ -47,7 +47,9 @@ def locked() -> dict[str, Version]:
 
 def declared() -> list[Requirement]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]]
+    return [
+        Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["dev"]
+    ]
 
 
 def test_every_package_src_imports_is_declared():
@@ -117,7 +119,9 @@ def test_make_install_installed_the_lock():
     """`make install` (LOCK=1, the default) leaves .installed-locked in the venv; there every
     locked package is installed at its locked version."""
     if not (Path(sys.prefix) / ".installed-locked").exists():
-        pytest.skip("this environment was not installed from requirements.lock (make install LOCK=0)")
+        pytest.skip(
+            "this environment was not installed from requirements.lock (make install LOCK=0)"
+        )
     wrong = {}
     for name, version in locked().items():
         try:

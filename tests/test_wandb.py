@@ -23,7 +23,7 @@ from advfit.rundir import RunDir
 from advfit.tasks import evaluate, train
 from advfit.tracking import dashboard
 from tests.conftest import compose_cfg, run_cli
-from tests.wandb_history import history, logged_value, offline_runs, records
+from tests.wandb_history import artifacts, history, logged_value, offline_runs, records
 
 TINY = [
     "regime=overfit",
@@ -320,6 +320,123 @@ def test_report_logs_a_report_run_with_figures_tables_and_the_html(logged, tmp_p
         == 0
     )
     assert not offline_runs(tmp_path / "r2")
+
+
+def test_artifacts_follow_a_verdict_back_to_its_snapshot_and_adversarial_set(logged, tmp_path):
+    """Snapshot -> adversarial set -> replay -> report, read from the offline records: the
+    training run logs its snapshots (the best as a file, the others as references), each set
+    (naming the snapshot it was crafted on) and its replay, each with every file's sha256;
+    evaluate.py uses the snapshots and the set and logs a new replay; the report uses the
+    replays. A use is the same artifact (the same digest) as the one logged."""
+    run, cfg = logged
+    files = {p.name for p in offline_runs(run.root)}
+    (training,) = [p for p in offline_runs(run.root) if job_type(p) == "train"]
+    logged_out = {a["name"]: a for a in artifacts(training)}
+    task = cfg.task_name
+    snapshots = logged_out[f"{task}-{run.root.name}-snapshots"]
+    fgsm = logged_out[f"{task}-{run.root.name}-fgsm"]
+    replay = logged_out[f"{task}-{run.root.name}-replay"]
+    assert not any(a["used"] for a in logged_out.values())
+    best = run.best_epoch()
+    sealed = run.read_summary()["digests"]
+    assert snapshots["type"] == "snapshots" and snapshots["metadata"]["best_epoch"] == best
+    assert snapshots["metadata"]["sha256"] == {
+        str(p.relative_to(run.root)): sealed[str(p.relative_to(run.root))]
+        for p in run.snapshots().values()
+    }
+    kinds = {name: kind for name, kind in snapshots["files"].items()}
+    best_name = str(run.snapshot(best).relative_to(run.root))
+    assert kinds.pop(best_name) == "file" and len(kinds) == 2
+    assert all(ref == (run.root / n).resolve().as_uri() for n, ref in kinds.items())
+    assert fgsm["type"] == "adversarial-set" and fgsm["files"] == {"adversarial/fgsm.pt": "file"}
+    assert fgsm["metadata"]["crafted_on"] == {
+        "artifact": f"{task}-{run.root.name}-snapshots",
+        "epoch": best,
+        "sha256": sealed[best_name],
+    }
+    assert fgsm["metadata"]["sha256"] == {"adversarial/fgsm.pt": sealed["adversarial/fgsm.pt"]}
+    assert replay["type"] == "replay" and "epochs.csv" in replay["files"]
+    assert replay["metadata"]["sha256"]["epochs.csv"] == sealed["epochs.csv"]
+
+    evaluate(
+        OmegaConf.create(
+            {
+                "run_dir": str(run.root),
+                "attack": None,
+                "replay": {"n_images": None},
+                "device": "cpu",
+                "progress": False,
+                "wandb": True,
+                "trust": ["tests.test_wandb."],
+            }
+        )
+    )
+    (evaluated,) = [p for p in offline_runs(run.root) if p.name not in files]
+    ours = ("snapshots", "adversarial-set", "replay", "report")  # not W&B's table artifacts
+    by_use = {(a["name"], a["used"]): a for a in artifacts(evaluated) if a["type"] in ours}
+    assert set(by_use) == {
+        (snapshots["name"], True),
+        (fgsm["name"], True),
+        (replay["name"], False),
+    }
+    assert by_use[(snapshots["name"], True)]["digest"] == snapshots["digest"]
+    assert by_use[(fgsm["name"], True)]["digest"] == fgsm["digest"]
+    new_replay = by_use[(replay["name"], False)]
+    assert (
+        new_replay["metadata"]["sha256"]["epochs.csv"]
+        == run.read_summary()["digests"]["epochs.csv"]
+    )
+
+    out = run.root.parent / "report-lineage"
+    assert report_main([str(run.root.parent), "--out", str(out)]) == 0
+    (report,) = offline_runs(out)
+    # make sync uploads producers before consumers: training, evaluate, then the report.
+    synced = subprocess.run(
+        ["make", "-s", "-o", "install", "sync", f"SWEEP={run.root.parent}", "WANDB_SYNC=echo"],
+        cwd=Path(__file__).parents[1],
+        capture_output=True,
+        text=True,
+    )
+    order = [Path(p).name for p in synced.stdout.split()]
+    assert [n for n in order if n in {p.parent.name for p in (training, evaluated, report)}] == [
+        p.parent.name for p in (training, evaluated, report)
+    ], synced.stdout + synced.stderr
+    found = {(a["name"], a["used"]): a for a in artifacts(report) if a["type"] in ours}
+    assert found[(replay["name"], True)]["digest"] == new_replay["digest"]
+    assert [a["type"] for (_, used), a in found.items() if not used] == ["report"]
+
+
+def job_type(path: Path) -> str:
+    return next(r.run for r in records(path) if r.WhichOneof("record_type") == "run").job_type
+
+
+def test_the_wandb_behaviour_the_lineage_relies_on(tmp_path):
+    """advfit.tracking.artifacts records an offline use through W&B's Run._log_artifact
+    (use_artifact refuses offline): pinned here, with wandb bounded below 1.0 in pyproject.
+    An artifact built twice from the same files has one digest, so the use is that version."""
+    import wandb
+
+    from advfit.tracking.artifacts import use
+
+    payload = tmp_path / "set.pt"
+    payload.write_bytes(b"adversarial examples")
+
+    def built():
+        artifact = wandb.Artifact("a-set", type="adversarial-set")
+        artifact.add_file(str(payload))
+        return artifact
+
+    produced = wandb.init(dir=str(tmp_path / "p"), mode="offline", project="advfit")
+    produced.log_artifact(built())
+    produced.finish()
+    consumer = wandb.init(dir=str(tmp_path / "c"), mode="offline", project="advfit")
+    with pytest.raises(TypeError, match="offline"):
+        consumer.use_artifact(built())
+    use(consumer, built())
+    consumer.finish()
+    (logged_out,) = artifacts(offline_runs(tmp_path / "p")[0])
+    (used,) = artifacts(offline_runs(tmp_path / "c")[0])
+    assert used["used"] and not logged_out["used"] and used["digest"] == logged_out["digest"]
 
 
 def test_runs_without_a_wandb_logger_never_import_wandb(monkeypatch, tmp_path):

@@ -87,3 +87,23 @@ def logged_value(row: dict, key: str) -> dict | None:
     into ``key/<field>`` entries."""
     fields = {k[len(key) + 1 :]: v for k, v in row.items() if k.startswith(key + "/")}
     return fields or None
+
+
+def artifacts(path: Path) -> list[dict]:
+    """The artifacts one run file records: logged (its outputs) or, with ``used``, declared as
+    inputs (W&B's "use once committed")."""
+    out = []
+    for record in records(path):
+        if record.WhichOneof("record_type") == "artifact":
+            a = record.artifact
+            out.append(
+                {
+                    "name": a.name,
+                    "type": a.type,
+                    "digest": a.digest,
+                    "used": a.use_after_commit,
+                    "metadata": json.loads(a.metadata or "{}"),
+                    "files": {e.path: e.ref or "file" for e in a.manifest.contents},
+                }
+            )
+    return out

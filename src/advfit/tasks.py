@@ -28,9 +28,10 @@ from advfit.provenance import (
 from advfit.replay import Replay
 from advfit.rundir import RunDir, check_run_dir_matches
 from advfit.sweep import progress
+from advfit.tracking.artifacts import log_evaluate_artifacts
 from advfit.tracking.replay import log_replay, open_evaluate_run
 from advfit.tracking.runs import close
-from advfit.tracking.training import finish_loggers, start_loggers, summarize
+from advfit.tracking.training import finish_loggers, log_artifacts, start_loggers, summarize
 from advfit.trust import open_run_to_evaluate
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,7 @@ def fit(cfg: DictConfig, run: RunDir, resolved: dict[str, Any]) -> dict[str, Any
         )
         run.mark_done()
         log.info("run complete: %s", run.root)
+        log_artifacts(loggers, run)
         if (message := progress(run.root, parallel_jobs())) is not None:
             log.info(message)
         return summary
@@ -248,9 +250,12 @@ def evaluate(cfg: DictConfig, opened: tuple[RunDir, DictConfig] | None = None) -
         except BaseException:
             if was_done:
                 run.mark_done(vouch=False)
-            raise
-        finally:
             close(wandb_run)
+            raise
         if was_done or len(result.epochs) >= int(run_cfg.trainer.max_epochs):
             run.mark_done()
+        try:  # what it read (snapshots, sets) and what it wrote (the replay), on W&B
+            log_evaluate_artifacts(wandb_run, run)
+        finally:
+            close(wandb_run)
     return result.summary

@@ -26,6 +26,7 @@ from advfit.report.figures import FIGURES, KEY, Figure, draw
 from advfit.report.markup import to_html, to_markdown
 from advfit.report.paper import paper_distances
 from advfit.report.verdict import Thresholds, claim_of, fold_numbers, verdict
+from advfit.tracking.artifacts import use_replays
 from advfit.tracking.report import log_report, open_report_run
 
 log = logging.getLogger("advfit.report")
@@ -137,6 +138,7 @@ def log_to_wandb(
     wandb_run = open_report_run([r.config for r in sweep.runs], out, wandb_mode)
     if wandb_run is None:
         return
+    use_replays(wandb_run, [r.root for r in sweep.runs])
     log_report(
         wandb_run,
         out,

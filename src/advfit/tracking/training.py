@@ -115,6 +115,16 @@ def summarize(loggers: list[Any], **values: Any) -> None:
             logger.experiment.summary.update(values)
 
 
+def log_artifacts(loggers: list[Any], run) -> None:
+    """The sealed run's snapshots, adversarial sets and replay as W&B artifacts
+    (:mod:`advfit.tracking.artifacts`), where the run logs to W&B."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger):
+            from advfit.tracking.artifacts import log_training_run
+
+            log_training_run(logger.experiment, run)
+
+
 def finish_loggers(loggers: list[Any]) -> None:
     """Close W&B whatever happened, so one failed job does not poison the next in a sweep."""
     if any(isinstance(logger, WandbLogger) for logger in loggers):

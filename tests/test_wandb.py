@@ -531,3 +531,22 @@ def test_auto_mode_stays_offline_where_the_server_cannot_be_reached(monkeypatch,
     monkeypatch.delenv("WANDB_API_KEY")
     monkeypatch.setenv("HOME", "/nonexistent")
     assert resolve_wandb_mode("auto") == "offline"
+
+
+def test_artifact_names_fit_wandbs_limit_and_stay_unique():
+    """A run named after many overrides gives a name over W&B's 128 characters: it is
+    shortened, with a digest of the whole name, and two such runs still differ."""
+    from advfit.tracking.artifacts import MAX_NAME, artifact_name
+
+    long = "fashion_mnist-overfit-fold0-seed0_attack=[fgsm,cw]_" + "x=1_" * 40
+    names = {
+        artifact_name(RunDir(Path("/r") / f"{long}{tail}"), "kill", "snapshots")
+        for tail in ("a", "b")
+    }
+    assert len(names) == 2
+    assert all(len(n) <= MAX_NAME and n.endswith("-snapshots") for n in names)
+    assert all(
+        n.startswith("kill-fashion_mnist-overfit-fold0-seed0_attack__fgsm_cw_") for n in names
+    )
+    short = artifact_name(RunDir(Path("/r/fashion_mnist-normal-fold0-seed0")), "demo", "cw_fast")
+    assert short == "demo-fashion_mnist-normal-fold0-seed0-cw_fast"

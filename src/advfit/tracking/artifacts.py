@@ -25,6 +25,7 @@ object, and what ``wandb sync`` then uploads as a use. That goes through W&B's
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from pathlib import Path
@@ -37,10 +38,20 @@ SNAPSHOTS, ADVERSARIAL_SET, REPLAY = "snapshots", "adversarial-set", "replay"
 log = logging.getLogger(__name__)
 
 
+#: W&B's longest artifact name.
+MAX_NAME = 128
+
+
 def artifact_name(run: RunDir, task: str | None, what: str) -> str:
-    """``<task>-<run directory>-<what>`` in the characters W&B allows in a name."""
-    name = "-".join(p for p in (task, run.root.name, what) if p)
-    return re.sub(r"[^A-Za-z0-9_.-]", "_", name)
+    """``<task>-<run directory>-<what>`` in the characters W&B allows in a name; a name over
+    W&B's 128 characters (a run named after many overrides) keeps its start and ``what``,
+    with 8 hex digits of the whole name's sha256 between them, so it stays unique."""
+    stem = re.sub(r"[^A-Za-z0-9_.-]", "_", "-".join(p for p in (task, run.root.name) if p))
+    name = f"{stem}-{what}"
+    if len(name) <= MAX_NAME:
+        return name
+    tag = hashlib.sha256(stem.encode()).hexdigest()[:8]
+    return f"{stem[: MAX_NAME - len(what) - len(tag) - 2]}-{tag}-{what}"
 
 
 def _digests(run: RunDir, paths: list[Path]) -> dict[str, str]:

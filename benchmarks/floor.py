@@ -1,0 +1,363 @@
+"""Where a run's time goes, stage by stage, beside the floor under it: the same arithmetic as
+bare PyTorch on the same machine.
+
+For each shape (the demo's Fashion-MNIST 1x28x28, and the protocol's CIFAR-10-shaped 1x32x32
+and STL-10-shaped 1x96x96 stand-ins, built from real Fashion-MNIST images as
+``benchmarks.protocol`` builds them), in one process, interleaved over ``--repeats`` rounds:
+
+- **start**: a fresh process that imports what ``train.py`` runs (``advfit.tasks``), against
+  one that imports torch alone;
+- **training**, seconds per epoch (batch 32, Adam): advfit's LightningModule under Lightning's
+  Trainer (``benchmarks.training_loop``), against a hand-written loop with Adam, with fused
+  Adam and, with ``--compile``, ``torch.compile``d; the floor is the fastest;
+- **each attack**: advfit's attack layer (the config's own settings) crafting on the sources,
+  against its floor: the network passes it made (counted), each timed as a bare
+  forward+backward at the same batch size;
+- **the replay**: classifying the test set and every adversarial set on each snapshot
+  (``Replay.snapshot_pass``, no metrics), against bare forward passes of the same batches
+  after the same weight loads.
+
+Each stage gets its FLOP count (``torch.utils.flop_counter``) and the GFLOP/s the floor and
+advfit achieve. The network is a LeNet trained for ``--epochs`` epochs first, so that the
+attacks (Carlini-Wagner's early abort) meet a network that has learned.
+
+    python -m benchmarks.floor                      # the demo's shape, 1 thread, 3 rounds
+    python -m benchmarks.floor --shapes demo cifar10 stl10 --compile
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from torch.utils.flop_counter import FlopCounterMode
+
+from advfit.data.batches import TensorBatches, to_unit_range
+from advfit.files import atomic_torch_save
+from advfit.models import LeNet
+from advfit.replay import AdversarialSet, Replay
+from advfit.replay.network import predict
+from advfit.rundir import RunDir
+from benchmarks.common import interleaved, spread
+from benchmarks.protocol import SHAPES as PROTOCOL
+from benchmarks.protocol import fashion_mnist, to_shape
+from benchmarks.training_loop import fit_epochs
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Size:
+    side: int
+    n_train: int
+    n_test: int
+    sources: int
+    snapshots: int
+    attacks: tuple[str, ...]
+    eval_batch: int
+
+
+#: The demo's sizes (conf/experiment/demo.yaml); the protocol's with fewer training images
+#: and sources than its 50,000 / 1,000 (per epoch and per source, time scales linearly).
+SIZES = {
+    "demo": Size(28, 960, 1000, 200, 35, ("fgsm", "pgd", "cw_fast"), 500),
+    "cifar10": Size(32, 6000, 10_000, 200, 35, ("fgsm", "pgd", "cw"), 500),
+    "stl10": Size(96, 2000, 8000, 100, 35, ("fgsm", "pgd", "cw"), 50),
+}
+
+
+def images(name: str, size: Size, data_dir: Path):
+    x_train, y_train, x_test, y_test = fashion_mnist(data_dir)
+    x_train, y_train = x_train[: size.n_train], y_train[: size.n_train]
+    x_test, y_test = x_test[: size.n_test], y_test[: size.n_test]
+    if name in PROTOCOL:
+        x_train, x_test = to_shape(x_train, PROTOCOL[name]), to_shape(x_test, PROTOCOL[name])
+    return x_train, y_train, x_test, y_test
+
+
+def attacks(names: tuple[str, ...], eval_batch: int) -> dict:
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose(
+            "train", [f"attack=[{','.join(names)}]", f"data.eval_batch_size={eval_batch}"]
+        )
+    return {name: instantiate(node) for name, node in cfg.attack.items()}
+
+
+def step_flops(net, x, y, backward: bool = True) -> float:
+    """FLOPs of one forward (and backward) pass of ``net`` on the batch ``x``."""
+    with FlopCounterMode(display=False) as counter:
+        out = net(x)
+        if backward:
+            F.cross_entropy(out, y).backward()
+    net.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
+def hand_epoch(net, x, y, optimizer, epoch: int, step=None) -> None:
+    for xb, yb in TensorBatches(x, y, 32, shuffle=True, epoch=lambda: epoch):
+        if step is not None:
+            step(xb, yb)
+            continue
+        optimizer.zero_grad(set_to_none=True)
+        F.cross_entropy(net(xb), yb).backward()
+        optimizer.step()
+
+
+def training(shape, x, y, repeats: int, compiled: bool) -> tuple[dict, float]:
+    """Seconds per epoch of each contender (its second epoch onwards), and FLOPs per epoch."""
+    from advfit.models import Classifier
+
+    contenders = {}
+
+    def lightning():
+        torch.manual_seed(0)
+        model = Classifier(LeNet(shape, 10), lambda p: torch.optim.Adam(p, lr=1e-3))
+        return statistics.median(fit_epochs(model, TensorBatches(x, y, 32, shuffle=True), 3)[1:])
+
+    def hand(fused: bool, compile_step: bool = False):
+        def run():
+            torch.manual_seed(0)
+            net = LeNet(shape, 10).train()
+            opt = torch.optim.Adam(net.parameters(), lr=1e-3, fused=fused or None)
+            step = None
+            if compile_step:
+
+                @torch.compile
+                def step(xb, yb):
+                    opt.zero_grad(set_to_none=True)
+                    F.cross_entropy(net(xb), yb).backward()
+                    opt.step()
+
+            seconds = []
+            for epoch in range(3):
+                started = time.perf_counter()
+                hand_epoch(net, x, y, opt, epoch, step)
+                seconds.append(time.perf_counter() - started)
+            return statistics.median(seconds[1:])
+
+        return run
+
+    contenders = {"advfit": lightning, "bare Adam": hand(False), "bare fused Adam": hand(True)}
+    if compiled:
+        contenders["bare compiled"] = hand(True, compile_step=True)
+    per_epoch = {name: [] for name in contenders}
+    for _ in range(repeats):
+        for name, run in contenders.items():
+            per_epoch[name].append(run())
+    net = LeNet(shape, 10).train()
+    steps = -(-len(y) // 32)
+    return per_epoch, step_flops(net, to_unit_range(x[:32]), y[:32]) * steps
+
+
+class Passes:
+    """Counts a network's forward passes and the images in each, while it is active."""
+
+    def __init__(self, net) -> None:
+        self.batches: list[int] = []
+        self.handle = net.register_forward_hook(
+            lambda _m, args, _o: self.batches.append(len(args[0]))
+        )
+
+    def close(self) -> list[int]:
+        self.handle.remove()
+        return self.batches
+
+
+def pass_seconds(net, shape, batch: int, repeats: int, backward: bool) -> float:
+    """Median seconds of one bare forward (+ backward to the input) pass on ``batch`` images."""
+    x = torch.rand(batch, *shape)
+    y = torch.randint(0, 10, (batch,))
+    times = []
+    for _ in range(max(5, repeats)):
+        xi = x.clone().requires_grad_(backward)
+        started = time.perf_counter()
+        out = net(xi)
+        if backward:
+            F.cross_entropy(out, y).backward()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def crafting(net, shape, x_test, y_test, size: Size, repeats: int) -> list[dict]:
+    rows = []
+    net.eval()
+    for p in net.parameters():
+        p.requires_grad_(False)
+    with torch.no_grad():
+        correct = predict(net, x_test, 500) == y_test
+    sources = to_unit_range(x_test[correct][: size.sources])
+    labels = y_test[correct][: size.sources]
+    for name, attack in attacks(size.attacks, size.eval_batch).items():
+        counter = Passes(net)
+        attack(net, sources, labels)
+        batches = counter.close()
+        per_batch = {
+            b: pass_seconds(net, shape, b, repeats, backward=True) for b in sorted(set(batches))
+        }
+        flops_per_image = step_flops(net, sources[:1].clone().requires_grad_(), labels[:1])
+        times = interleaved({"advfit": lambda a=attack: a(net, sources, labels)}, repeats)
+        floor = sum(per_batch[b] for b in batches)
+        rows.append(
+            stage_row(
+                f"craft {name} ({len(labels)} sources, {len(batches):,} passes)",
+                times["advfit"],
+                [floor],
+                flops_per_image * sum(batches),
+            )
+        )
+    return rows
+
+
+def replay(net, shape, x_test, y_test, size: Size, repeats: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        run = RunDir(Path(tmp))
+        for epoch in range(1, size.snapshots + 1):
+            torch.manual_seed(epoch)
+            atomic_torch_save(LeNet(shape, 10).state_dict(), run.snapshot(epoch))
+        g = torch.Generator().manual_seed(3)
+        sets = {}
+        for name in size.attacks:
+            idx = torch.arange(size.sources)
+            sets[name] = AdversarialSet(
+                name, torch.rand(size.sources, *shape, generator=g), idx, y_test[idx], 1
+            )
+        player = Replay(
+            run,
+            net,
+            x_test,
+            y_test,
+            {"x": None},
+            n_images=1,
+            batch_size=size.eval_batch,
+            progress=False,
+        )
+        snapshots = run.snapshots()
+
+        def bare():
+            for path in snapshots.values():
+                net.load_state_dict(torch.load(path, weights_only=True))
+                predict(net, x_test, size.eval_batch)
+                for adv in sets.values():
+                    predict(net, adv.x_adv, size.eval_batch)
+
+        times = interleaved(
+            {"advfit": lambda: player.snapshot_pass(snapshots, sets), "floor": bare}, repeats
+        )
+        images = size.snapshots * (len(y_test) + size.sources * len(sets))
+        flops = step_flops(net, to_unit_range(x_test[:1]), y_test[:1], backward=False) * images
+        return stage_row(
+            f"replay ({size.snapshots} snapshots x {len(y_test):,} + {len(sets)} x {size.sources})",
+            times["advfit"],
+            times["floor"],
+            flops,
+        )
+
+
+def start(repeats: int) -> dict:
+    """A fresh process importing what train.py runs, against one importing torch alone."""
+
+    def process(code: str):
+        return lambda: subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+    times = interleaved(
+        {
+            "advfit": process("import advfit.tasks, advfit.data"),
+            "floor": process("import torch"),
+        },
+        repeats,
+    )
+    return stage_row("process start: imports", times["advfit"], times["floor"], None)
+
+
+def stage_row(stage: str, advfit: list[float], floor: list[float], flops: float | None) -> dict:
+    a, f = statistics.median(advfit), statistics.median(floor)
+    return {
+        "stage": stage,
+        "advfit s": spread(advfit),
+        "floor s": spread(floor),
+        "ratio": f"{a / f:.2f}",
+        "GFLOP": f"{flops / 1e9:.2f}" if flops else "-",
+        "floor GFLOP/s": f"{flops / 1e9 / f:.1f}" if flops else "-",
+        "advfit GFLOP/s": f"{flops / 1e9 / a:.1f}" if flops else "-",
+    }
+
+
+def matmul_peak(threads: int) -> float:
+    """GFLOP/s of a large float32 matmul: what this machine's cores reach at best."""
+    a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
+    a @ b
+    started = time.perf_counter()
+    for _ in range(5):
+        a @ b
+    return 5 * 2 * 2048**3 / (time.perf_counter() - started) / 1e9
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", nargs="+", default=["demo"], choices=sorted(SIZES))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="1: what each demo job gets")
+    parser.add_argument("--epochs", type=int, default=5, help="to train the attacked network")
+    parser.add_argument("--compile", action="store_true", help="time a torch.compile'd step too")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="Fashion-MNIST (default: Debian's)"
+    )
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    from omegaconf import OmegaConf
+
+    data_dir = args.data_dir or Path(
+        OmegaConf.load(ROOT / "conf" / "paths" / "default.yaml").fashion_mnist_system
+    )
+    print(
+        f"CPU, {args.threads} thread(s), torch {torch.__version__}; a float32 2048^2 matmul "
+        f"reaches {matmul_peak(args.threads):.0f} GFLOP/s; seconds: median [range] over "
+        f"{args.repeats} rounds"
+    )
+    rows = [start(args.repeats)]
+    for name in args.shapes:
+        size = SIZES[name]
+        x_train, y_train, x_test, y_test = images(name, size, data_dir)
+        shape = tuple(x_train.shape[1:])
+        per_epoch, flops = training(shape, x_train, y_train, args.repeats, args.compile)
+        floors = [n for n in per_epoch if n != "advfit"]
+        best = min(floors, key=lambda n: statistics.median(per_epoch[n]))
+        rows.append(
+            stage_row(
+                f"{name}: training, per epoch ({len(y_train):,} images; floor: {best})",
+                per_epoch["advfit"],
+                per_epoch[best],
+                flops,
+            )
+        )
+        for other in floors:
+            if other != best:
+                print(f"  {name}: {other} {spread(per_epoch[other])} s/epoch")
+        torch.manual_seed(0)
+        net = LeNet(shape, 10).train()
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        for epoch in range(args.epochs):
+            hand_epoch(net, x_train, y_train, opt, epoch)
+        for row in crafting(net, shape, x_test, y_test, size, args.repeats):
+            rows.append({**row, "stage": f"{name}: {row['stage']}"})
+        row = replay(net, shape, x_test, y_test, size, args.repeats)
+        rows.append({**row, "stage": f"{name}: {row['stage']}"})
+        for p in net.parameters():
+            p.requires_grad_(True)
+    print(pd.DataFrame(rows).to_markdown(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -150,6 +150,7 @@ dashboard: install ## Save the W&B workspace of the paper's figures: make dashbo
 	  $(if $(TASK),--task $(TASK)) $(if $(DRY_RUN),--dry-run --out $(DRY_RUN))
 
 bench: install ## Speed benchmarks (see BENCHMARKS.md for recorded results)
+	$(PY) -m benchmarks.floor --shapes demo cifar10 stl10
 	$(PY) -m benchmarks.training_loop
 	$(PY) -m benchmarks.attacks
 	$(PY) -m benchmarks.clever

@@ -86,12 +86,21 @@ def images(name: str, size: Size, data_dir: Path):
     return x_train, y_train, x_test, y_test
 
 
-def attacks(names: tuple[str, ...], eval_batch: int) -> dict:
+#: The config each shape composes: the demo's experiment, the protocol's data sets.
+OVERRIDES = {"demo": ["experiment=demo"], "cifar10": ["data=cifar10"], "stl10": ["data=stl10"]}
+
+
+def composed(name: str, size: Size):
+    """The shape's config as train.py composes it, with the shape's attacks."""
     with initialize_config_dir(str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose(
-            "train", [f"attack=[{','.join(names)}]", f"data.eval_batch_size={eval_batch}"]
+        return compose(
+            "train",
+            [
+                *OVERRIDES[name],
+                f"attack=[{','.join(size.attacks)}]",
+                f"data.eval_batch_size={size.eval_batch}",
+            ],
         )
-    return {name: instantiate(node) for name, node in cfg.attack.items()}
 
 
 def step_flops(net, x, y, backward: bool = True) -> float:
@@ -122,7 +131,9 @@ def training(shape, x, y, repeats: int, compiled: bool) -> tuple[dict, float]:
 
     def lightning():
         torch.manual_seed(0)
-        model = Classifier(LeNet(shape, 10), lambda p: torch.optim.Adam(p, lr=1e-3))
+        model = Classifier(
+            LeNet(shape, 10), lambda params, **kw: torch.optim.Adam(params, lr=1e-3, **kw)
+        )
         return statistics.median(fit_epochs(model, TensorBatches(x, y, 32, shuffle=True), 3)[1:])
 
     def hand(fused: bool, compile_step: bool = False):
@@ -189,28 +200,67 @@ def pass_seconds(net, shape, batch: int, repeats: int, backward: bool) -> float:
     return statistics.median(times)
 
 
-def crafting(net, shape, x_test, y_test, size: Size, repeats: int) -> list[dict]:
-    rows = []
+def floor_of(net, shape, batches: list[int], repeats: int) -> float:
+    """Seconds of ``batches`` (images per pass) as bare forward+backward passes."""
+    per_batch = {
+        b: pass_seconds(net, shape, b, repeats, backward=True) for b in sorted(set(batches))
+    }
+    return sum(per_batch[b] for b in batches)
+
+
+def counted(net, work) -> list[int]:
+    """The images of each network pass ``work()`` makes."""
+    counter = Passes(net)
+    try:
+        work()
+    finally:
+        batches = counter.close()
+    return batches
+
+
+def frozen_sources(net, x_test, y_test, n: int):
     net.eval()
     for p in net.parameters():
         p.requires_grad_(False)
     with torch.no_grad():
         correct = predict(net, x_test, 500) == y_test
-    sources = to_unit_range(x_test[correct][: size.sources])
-    labels = y_test[correct][: size.sources]
-    for name, attack in attacks(size.attacks, size.eval_batch).items():
-        counter = Passes(net)
-        attack(net, sources, labels)
-        batches = counter.close()
-        per_batch = {
-            b: pass_seconds(net, shape, b, repeats, backward=True) for b in sorted(set(batches))
-        }
-        flops_per_image = step_flops(net, sources[:1].clone().requires_grad_(), labels[:1])
-        times = interleaved({"advfit": lambda a=attack: a(net, sources, labels)}, repeats)
-        floor = sum(per_batch[b] for b in batches)
+    return to_unit_range(x_test[correct][:n]), y_test[correct][:n]
+
+
+def metrics(net, shape, x_test, y_test, cfg, repeats: int) -> list[dict]:
+    """Each robustness metric on one snapshot (the config's images), against its passes."""
+    schedule = instantiate(cfg.metrics)
+    x, y = to_unit_range(x_test[: schedule.n_images]), y_test[: schedule.n_images]
+    rows = []
+    for name, metric in schedule.metrics.items():
+        torch.manual_seed(0)
+        batches = counted(net, lambda m=metric: m(net, x, y))
+        times = interleaved({"advfit": lambda m=metric: m(net, x, y)}, repeats)
+        flops_per_image = step_flops(net, x[:1].clone().requires_grad_(), y[:1])
         rows.append(
             stage_row(
-                f"craft {name} ({len(labels)} sources, {len(batches):,} passes)",
+                f"metric {name} ({getattr(metric, 'n_images', None) or len(y)} images, "
+                f"{len(batches):,} passes)",
+                times["advfit"],
+                [floor_of(net, shape, batches, repeats)],
+                flops_per_image * sum(batches),
+            )
+        )
+    return rows
+
+
+def crafting(net, shape, x_test, y_test, size: Size, repeats: int, cfg) -> list[dict]:
+    rows = []
+    sources, labels = frozen_sources(net, x_test, y_test, size.sources)
+    for name, node in cfg.attack.items():
+        attack = instantiate(node)
+        batches = counted(net, lambda a=attack: a(net, sources, labels))
+        flops_per_image = step_flops(net, sources[:1].clone().requires_grad_(), labels[:1])
+        times = interleaved({"advfit": lambda a=attack: a(net, sources, labels)}, repeats)
+        floor = floor_of(net, shape, batches, repeats)
+        rows.append(
+            stage_row(
+                f"craft {name} ({len(labels)} sources, {len(batches):,} pass{'es' * (len(batches) > 1)})",
                 times["advfit"],
                 [floor],
                 flops_per_image * sum(batches),
@@ -282,7 +332,7 @@ def start(repeats: int) -> dict:
 
 def stage_row(stage: str, advfit: list[float], floor: list[float], flops: float | None) -> dict:
     a, f = statistics.median(advfit), statistics.median(floor)
-    return {
+    row = {
         "stage": stage,
         "advfit s": spread(advfit),
         "floor s": spread(floor),
@@ -291,6 +341,8 @@ def stage_row(stage: str, advfit: list[float], floor: list[float], flops: float 
         "floor GFLOP/s": f"{flops / 1e9 / f:.1f}" if flops else "-",
         "advfit GFLOP/s": f"{flops / 1e9 / a:.1f}" if flops else "-",
     }
+    print("  " + " | ".join(row.values()), flush=True)  # as each stage is done
+    return row
 
 
 def matmul_peak(threads: int) -> float:
@@ -310,16 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1, help="1: what each demo job gets")
     parser.add_argument("--epochs", type=int, default=5, help="to train the attacked network")
     parser.add_argument("--compile", action="store_true", help="time a torch.compile'd step too")
-    parser.add_argument(
-        "--data-dir", type=Path, default=None, help="Fashion-MNIST (default: Debian's)"
-    )
+    parser.add_argument("--data-dir", type=Path, default=ROOT / "data", help="Fashion-MNIST")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from omegaconf import OmegaConf
-
-    data_dir = args.data_dir or Path(
-        OmegaConf.load(ROOT / "conf" / "paths" / "default.yaml").fashion_mnist_system
-    )
+    data_dir = args.data_dir
     print(
         f"CPU, {args.threads} thread(s), torch {torch.__version__}; a float32 2048^2 matmul "
         f"reaches {matmul_peak(args.threads):.0f} GFLOP/s; seconds: median [range] over "
@@ -349,7 +395,10 @@ def main(argv: list[str] | None = None) -> int:
         opt = torch.optim.Adam(net.parameters(), lr=1e-3)
         for epoch in range(args.epochs):
             hand_epoch(net, x_train, y_train, opt, epoch)
-        for row in crafting(net, shape, x_test, y_test, size, args.repeats):
+        cfg = composed(name, size)
+        for row in crafting(net, shape, x_test, y_test, size, args.repeats, cfg):
+            rows.append({**row, "stage": f"{name}: {row['stage']}"})
+        for row in metrics(net, shape, x_test, y_test, cfg, args.repeats):
             rows.append({**row, "stage": f"{name}: {row['stage']}"})
         row = replay(net, shape, x_test, y_test, size, args.repeats)
         rows.append({**row, "stage": f"{name}: {row['stage']}"})

@@ -72,6 +72,14 @@ def test_extrapolation_counts_the_first_epochs_one_off_costs_once():
     assert row["clever"] == pytest.approx(4 + 34 * 1)
     assert row["classify snapshots"] == pytest.approx((9 - 6) * 35 / 3)
     assert row["attack cw"] == pytest.approx(40.0)
+    # Every metric the run scored is a stage of its own and counts in the run's total (the
+    # robust accuracy once went uncounted: subtracted from classifying, never added).
+    summary["metrics_seconds_per_snapshot"]["robust_accuracy"] = 0.5
+    row = protocol.stages(summary, 40.0, 3, 100, {"epochs": 35, "sources": 1000})
+    assert row["robust_accuracy"] == pytest.approx(0.5 * 35)
+    assert row["classify snapshots"] == pytest.approx((9 - 7.5) * 35 / 3)
+    parts = [v for k, v in row.items() if k not in ("run", "metrics / training")]
+    assert row["run"] == pytest.approx(sum(parts))
 
 
 @pytest.mark.parametrize("shape, side", [("cifar10", 32), ("stl10", 96)])

@@ -172,17 +172,27 @@ def training(shape, x, y, repeats: int, compiled: bool) -> tuple[dict, float]:
 
 
 class Passes:
-    """Counts a network's forward passes and the images in each, while it is active."""
+    """Counts a network's forward and backward passes, and the images in each, while
+    active (CLEVER differentiates one forward pass once per class)."""
 
     def __init__(self, net) -> None:
-        self.batches: list[int] = []
-        self.handle = net.register_forward_hook(
-            lambda _m, args, _o: self.batches.append(len(args[0]))
-        )
+        self.forward: list[int] = []
+        self.backward: list[int] = []
+        self.handles = [
+            net.register_forward_hook(lambda _m, args, _o: self.forward.append(len(args[0]))),
+            net.register_full_backward_hook(
+                lambda _m, grad_in, _g: (
+                    self.backward.append(len(grad_in[0]))
+                    if grad_in and grad_in[0] is not None
+                    else None
+                )
+            ),
+        ]
 
-    def close(self) -> list[int]:
-        self.handle.remove()
-        return self.batches
+    def close(self) -> tuple[list[int], list[int]]:
+        for handle in self.handles:
+            handle.remove()
+        return self.forward, self.backward
 
 
 def pass_seconds(net, shape, batch: int, repeats: int, backward: bool) -> float:
@@ -200,22 +210,36 @@ def pass_seconds(net, shape, batch: int, repeats: int, backward: bool) -> float:
     return statistics.median(times)
 
 
-def floor_of(net, shape, batches: list[int], repeats: int) -> float:
-    """Seconds of ``batches`` (images per pass) as bare forward+backward passes."""
-    per_batch = {
-        b: pass_seconds(net, shape, b, repeats, backward=True) for b in sorted(set(batches))
-    }
-    return sum(per_batch[b] for b in batches)
+def floor_of(net, shape, passes: tuple[list[int], list[int]], repeats: int) -> float:
+    """Seconds of the counted passes (images in each forward, in each backward) as bare
+    passes: a forward alone, and a backward as forward+backward less the forward."""
+    forward, backward = passes
+    sizes = sorted(set(forward) | set(backward))
+    f = {b: pass_seconds(net, shape, b, repeats, backward=False) for b in sizes}
+    fb = {b: pass_seconds(net, shape, b, repeats, backward=True) for b in sizes}
+    return sum(f[b] for b in forward) + sum(max(fb[b] - f[b], 0.0) for b in backward)
 
 
-def counted(net, work) -> list[int]:
-    """The images of each network pass ``work()`` makes."""
+def counted(net, work) -> tuple[list[int], list[int]]:
+    """The images of each forward and each backward pass ``work()`` makes."""
     counter = Passes(net)
     try:
         work()
     finally:
-        batches = counter.close()
-    return batches
+        passes = counter.close()
+    return passes
+
+
+def pass_count(passes: tuple[list[int], list[int]]) -> str:
+    forward, backward = passes
+    return f"{len(forward):,} forward, {len(backward):,} backward"
+
+
+def pass_flops(net, x, y, passes: tuple[list[int], list[int]]) -> float:
+    """FLOPs of the counted passes: per image, a forward, and a backward (the difference)."""
+    forward = step_flops(net, x[:1], y[:1], backward=False)
+    both = step_flops(net, x[:1].clone().requires_grad_(), y[:1])
+    return forward * sum(passes[0]) + (both - forward) * sum(passes[1])
 
 
 def frozen_sources(net, x_test, y_test, n: int):
@@ -234,16 +258,15 @@ def metrics(net, shape, x_test, y_test, cfg, repeats: int) -> list[dict]:
     rows = []
     for name, metric in schedule.metrics.items():
         torch.manual_seed(0)
-        batches = counted(net, lambda m=metric: m(net, x, y))
+        passes = counted(net, lambda m=metric: m(net, x, y))
         times = interleaved({"advfit": lambda m=metric: m(net, x, y)}, repeats)
-        flops_per_image = step_flops(net, x[:1].clone().requires_grad_(), y[:1])
         rows.append(
             stage_row(
-                f"metric {name} ({getattr(metric, 'n_images', None) or len(y)} images, "
-                f"{len(batches):,} passes)",
+                f"metric {name} ({getattr(metric, 'n_images', None) or len(y)} images; "
+                f"{pass_count(passes)})",
                 times["advfit"],
-                [floor_of(net, shape, batches, repeats)],
-                flops_per_image * sum(batches),
+                [floor_of(net, shape, passes, repeats)],
+                pass_flops(net, x, y, passes),
             )
         )
     return rows
@@ -254,16 +277,14 @@ def crafting(net, shape, x_test, y_test, size: Size, repeats: int, cfg) -> list[
     sources, labels = frozen_sources(net, x_test, y_test, size.sources)
     for name, node in cfg.attack.items():
         attack = instantiate(node)
-        batches = counted(net, lambda a=attack: a(net, sources, labels))
-        flops_per_image = step_flops(net, sources[:1].clone().requires_grad_(), labels[:1])
+        passes = counted(net, lambda a=attack: a(net, sources, labels))
         times = interleaved({"advfit": lambda a=attack: a(net, sources, labels)}, repeats)
-        floor = floor_of(net, shape, batches, repeats)
         rows.append(
             stage_row(
-                f"craft {name} ({len(labels)} sources, {len(batches):,} pass{'es' * (len(batches) > 1)})",
+                f"craft {name} ({len(labels)} sources; {pass_count(passes)})",
                 times["advfit"],
-                [floor],
-                flops_per_image * sum(batches),
+                [floor_of(net, shape, passes, repeats)],
+                pass_flops(net, sources, labels, passes),
             )
         )
     return rows

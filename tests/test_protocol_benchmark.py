@@ -27,7 +27,8 @@ def test_protocol_benchmark_times_every_stage_at_toy_size(tmp_path, fmnist_dir, 
     table = pd.read_csv(out / "protocol.csv")
     stages = {"train", "validate", "attack fgsm", "attack pgd", "attack cw",
               "classify snapshots", "loss_sensitivity", "empirical_robustness", "clever",
-              "other (start-up, data, files)", "run", "metrics / training"}  # fmt: skip
+              "robust_accuracy", "other (start-up, data, files)", "run",
+              "metrics / training"}  # fmt: skip
     assert stages <= set(table.columns)
     assert table["shape"].tolist() == ["cifar10"] * 2 and table["fold"].tolist() == [0, 1]
     for column in stages - {"other (start-up, data, files)"}:

@@ -127,8 +127,6 @@ def training(shape, x, y, repeats: int, compiled: bool) -> tuple[dict, float]:
     """Seconds per epoch of each contender (its second epoch onwards), and FLOPs per epoch."""
     from advfit.models import Classifier
 
-    contenders = {}
-
     def lightning():
         torch.manual_seed(0)
         model = Classifier(
@@ -366,8 +364,8 @@ def stage_row(stage: str, advfit: list[float], floor: list[float], flops: float 
     return row
 
 
-def matmul_peak(threads: int) -> float:
-    """GFLOP/s of a large float32 matmul: what this machine's cores reach at best."""
+def matmul_peak() -> float:
+    """GFLOP/s of a large float32 matmul on this process's threads: what they reach at best."""
     a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
     a @ b
     started = time.perf_counter()
@@ -389,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = args.data_dir
     print(
         f"CPU, {args.threads} thread(s), torch {torch.__version__}; a float32 2048^2 matmul "
-        f"reaches {matmul_peak(args.threads):.0f} GFLOP/s; seconds: median [range] over "
+        f"reaches {matmul_peak():.0f} GFLOP/s; seconds: median [range] over "
         f"{args.repeats} rounds"
     )
     rows = [start(args.repeats)]

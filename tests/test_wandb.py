@@ -157,21 +157,27 @@ def test_groups_hold_the_folds_of_one_configuration(tmp_path):
     assert len(long) <= 128
 
 
+def evaluate_with_wandb(run: RunDir) -> None:
+    """evaluate.py's task on the module's run, logging to W&B (offline)."""
+    evaluate(
+        OmegaConf.create(
+            {
+                "run_dir": str(run.root),
+                "attack": None,
+                "replay": {"n_images": None},
+                "device": "cpu",
+                "progress": False,
+                "wandb": True,
+                "trust": ["tests.test_wandb."],  # the run's own callback (OwnMetric)
+            }
+        )
+    )
+
+
 def test_evaluate_logs_its_own_run_and_leaves_the_training_run_alone(logged, tmp_path):
     run, _ = logged
     before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in offline_runs(run.root)}
-    cfg = OmegaConf.create(
-        {
-            "run_dir": str(run.root),
-            "attack": None,
-            "replay": {"n_images": None},
-            "device": "cpu",
-            "progress": False,
-            "wandb": True,
-            "trust": ["tests.test_wandb."],  # the run's own callback (OwnMetric)
-        }
-    )
-    evaluate(cfg)
+    evaluate_with_wandb(run)
     after = offline_runs(run.root)
     assert {
         p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in after if p.name in before
@@ -358,19 +364,7 @@ def test_artifacts_follow_a_verdict_back_to_its_snapshot_and_adversarial_set(log
     assert replay["type"] == "replay" and "epochs.csv" in replay["files"]
     assert replay["metadata"]["sha256"]["epochs.csv"] == sealed["epochs.csv"]
 
-    evaluate(
-        OmegaConf.create(
-            {
-                "run_dir": str(run.root),
-                "attack": None,
-                "replay": {"n_images": None},
-                "device": "cpu",
-                "progress": False,
-                "wandb": True,
-                "trust": ["tests.test_wandb."],
-            }
-        )
-    )
+    evaluate_with_wandb(run)
     (evaluated,) = [p for p in offline_runs(run.root) if p.name not in files]
     ours = ("snapshots", "adversarial-set", "replay", "report")  # not W&B's table artifacts
     by_use = {(a["name"], a["used"]): a for a in artifacts(evaluated) if a["type"] in ours}

@@ -544,3 +544,27 @@ def test_artifact_names_fit_wandbs_limit_and_stay_unique():
     )
     short = artifact_name(RunDir(Path("/r/fashion_mnist-normal-fold0-seed0")), "demo", "cw_fast")
     assert short == "demo-fashion_mnist-normal-fold0-seed0-cw_fast"
+
+
+def test_artifacts_that_cannot_be_logged_leave_a_sealed_run_complete(logged, caplog):
+    """W&B refusing an artifact after DONE (a bad name, a full disk) is one warning naming the
+    run and the reason, not a failed job; the run directory is untouched."""
+    from advfit.tracking.artifacts import log_evaluate_artifacts, log_training_run
+
+    run, _ = logged
+
+    class Refusing:  # an offline run whose every artifact, logged or used, is refused
+        settings = OmegaConf.create({"mode": "offline"})
+
+        def log_artifact(self, artifact, **_):
+            raise ValueError(f"Artifact name is longer than 128 characters: {artifact.name}")
+
+        _log_artifact = log_artifact
+
+    before = run.summary_json.read_bytes()
+    for log_them in (log_training_run, log_evaluate_artifacts):
+        caplog.clear()
+        log_them(Refusing(), run)
+        assert "its W&B artifacts were not logged (Artifact name is longer" in caplog.text
+        assert str(run.root) in caplog.text and "the run directory is complete" in caplog.text
+    assert run.summary_json.read_bytes() == before and run.is_done()

@@ -245,16 +245,16 @@ def evaluate(cfg: DictConfig, opened: tuple[RunDir, DictConfig] | None = None) -
         run.unmark_done()
         wandb_run = open_evaluate_run(run, run_cfg) if cfg.wandb else None
         try:
-            result = replay()
-            log_replay(wandb_run, result)
-        except BaseException:
-            if was_done:
-                run.mark_done(vouch=False)
-            close(wandb_run)
-            raise
-        if was_done or len(result.epochs) >= int(run_cfg.trainer.max_epochs):
-            run.mark_done()
-        try:  # what it read (snapshots, sets) and what it wrote (the replay), on W&B
+            try:
+                result = replay()
+                log_replay(wandb_run, result)
+            except BaseException:
+                if was_done:
+                    run.mark_done(vouch=False)
+                raise
+            if was_done or len(result.epochs) >= int(run_cfg.trainer.max_epochs):
+                run.mark_done()
+            # What it read (snapshots, sets) and what it wrote (the replay), on W&B.
             log_evaluate_artifacts(wandb_run, run)
         finally:
             close(wandb_run)

@@ -25,11 +25,14 @@ object, and what ``wandb sync`` then uploads as a use. That goes through W&B's
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
+from advfit.errors import first_line
 from advfit.files import sha256_file
 from advfit.rundir import SUMMARY, RunDir
 
@@ -54,24 +57,27 @@ def artifact_name(run: RunDir, task: str | None, what: str) -> str:
     return f"{stem[: MAX_NAME - len(what) - len(tag) - 2]}-{tag}-{what}"
 
 
-def _digests(run: RunDir, paths: list[Path]) -> dict[str, str]:
-    """The sha256 of each file, as summary.json's digests record it where they do (DONE
-    checked them), else read now."""
-    recorded = (run.read_summary() if run.summary_json.is_file() else {}).get("digests") or {}
+def _digests(run: RunDir, paths: list[Path], recorded: dict[str, str]) -> dict[str, str]:
+    """The sha256 of each file, as summary.json's digests ``recorded`` it where they do (DONE
+    checked them), else read now; summary.json's own bytes always (DONE records its
+    contents' digest, not its bytes')."""
     out = {}
     for path in paths:
         key = str(path.relative_to(run.root))
-        out[key] = recorded.get(key) if key != SUMMARY else None
-        out[key] = out[key] or sha256_file(path)
+        out[key] = (recorded.get(key) if key != SUMMARY else None) or sha256_file(path)
     return out
 
 
-def snapshots_artifact(run: RunDir, task: str | None, best: int):
+def _recorded(run: RunDir) -> dict[str, str]:
+    return run.read_summary().get("digests") or {}
+
+
+def snapshots_artifact(run: RunDir, task: str | None, best: int, recorded: dict[str, str]):
     """Every snapshot: the best epoch's as a file, the others as references."""
     import wandb
 
     snapshots = run.snapshots()
-    digests = _digests(run, list(snapshots.values()))
+    digests = _digests(run, list(snapshots.values()), recorded)
     artifact = wandb.Artifact(
         artifact_name(run, task, SNAPSHOTS),
         type=SNAPSHOTS,
@@ -92,12 +98,14 @@ def snapshots_artifact(run: RunDir, task: str | None, best: int):
     return artifact
 
 
-def adversarial_artifacts(run: RunDir, task: str | None, best: int) -> list:
+def adversarial_artifacts(
+    run: RunDir, task: str | None, best: int, recorded: dict[str, str]
+) -> list:
     """One artifact per adversarial set, naming the snapshot it was crafted on."""
     import wandb
 
     crafted_on = run.snapshot(best)
-    snapshot = _digests(run, [crafted_on]) if crafted_on.is_file() else {}
+    snapshot = _digests(run, [crafted_on], recorded) if crafted_on.is_file() else {}
     out = []
     for path in sorted(run.adversarial.glob("*.pt")):
         artifact = wandb.Artifact(
@@ -112,7 +120,7 @@ def adversarial_artifacts(run: RunDir, task: str | None, best: int) -> list:
                     "epoch": best,
                     "sha256": next(iter(snapshot.values()), None),
                 },
-                "sha256": _digests(run, [path]),
+                "sha256": _digests(run, [path], recorded),
             },
         )
         artifact.add_file(str(path), name=str(path.relative_to(run.root)))
@@ -126,6 +134,7 @@ def replay_artifact(run: RunDir, task: str | None):
 
     files = sorted(run.root.glob("*.csv")) + [run.summary_json]
     summary = run.read_summary()
+    recorded = summary.get("digests") or {}
     artifact = wandb.Artifact(
         artifact_name(run, task, REPLAY),
         type=REPLAY,
@@ -134,7 +143,7 @@ def replay_artifact(run: RunDir, task: str | None):
             "run": run.root.name,
             "best_epoch": summary.get("best_epoch"),
             "learned": (summary.get("learned") or {}).get("learned"),
-            "sha256": {str(p.relative_to(run.root)): sha256_file(p) for p in files},
+            "sha256": _digests(run, files, recorded),
         },
     )
     for path in files:
@@ -146,17 +155,32 @@ def _task(run: RunDir) -> str | None:
     return run.read_config().get("task_name") if run.config.is_file() else None
 
 
+@contextlib.contextmanager
+def _or_warning(run: RunDir) -> Iterator[None]:
+    """Artifacts go on W&B after the run directory is sealed: a failure to log them is a
+    warning that says the run is complete, not a failed job."""
+    try:
+        yield
+    except Exception as err:
+        log.warning(
+            "%s: its W&B artifacts were not logged (%s); the run directory is complete",
+            run.root,
+            first_line(err),
+        )
+
+
 def log_training_run(wandb_run, run: RunDir) -> None:
     """The training run's outputs, once its directory is sealed: snapshots, sets, replay."""
     if wandb_run is None:
         return
-    task, best = _task(run), run.best_epoch()
-    for artifact in [
-        snapshots_artifact(run, task, best),
-        *adversarial_artifacts(run, task, best),
-        replay_artifact(run, task),
-    ]:
-        wandb_run.log_artifact(artifact)
+    with _or_warning(run):
+        task, best, recorded = _task(run), run.best_epoch(), _recorded(run)
+        for artifact in [
+            snapshots_artifact(run, task, best, recorded),
+            *adversarial_artifacts(run, task, best, recorded),
+            replay_artifact(run, task),
+        ]:
+            wandb_run.log_artifact(artifact)
 
 
 def log_evaluate_artifacts(wandb_run, run: RunDir) -> None:
@@ -164,11 +188,12 @@ def log_evaluate_artifacts(wandb_run, run: RunDir) -> None:
     its output, a new version of the replay."""
     if wandb_run is None:
         return
-    task, best = _task(run), run.best_epoch()
-    use(wandb_run, snapshots_artifact(run, task, best))
-    for artifact in adversarial_artifacts(run, task, best):
-        use(wandb_run, artifact)
-    wandb_run.log_artifact(replay_artifact(run, task))
+    with _or_warning(run):
+        task, best, recorded = _task(run), run.best_epoch(), _recorded(run)
+        use(wandb_run, snapshots_artifact(run, task, best, recorded))
+        for artifact in adversarial_artifacts(run, task, best, recorded):
+            use(wandb_run, artifact)
+        wandb_run.log_artifact(replay_artifact(run, task))
 
 
 def use_replays(wandb_run, roots: list[Path]) -> None:

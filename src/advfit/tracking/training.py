@@ -3,7 +3,6 @@ of ``epochs.csv``, each against the 1-based ``epoch``."""
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any
 
@@ -16,8 +15,6 @@ from advfit.rundir import ROBUST_TRAIN_COLUMNS, TRAIN_COLUMNS
 from advfit.tracking.artifacts import log_training_run
 from advfit.tracking.mode import resolve_wandb_mode, wandb_server
 from advfit.tracking.runs import INIT_TIMEOUT, close, epoch_axis, log_epoch_rows, run_id
-
-log = logging.getLogger(__name__)
 
 #: What advfit's LightningModule logs (``train/loss`` ... ``val/robust_acc``): the epoch rows
 #: carry these, as their ``epochs.csv`` columns.
@@ -124,14 +121,7 @@ def log_artifacts(loggers: list[Any], run) -> None:
     (:mod:`advfit.tracking.artifacts`), where the run logs to W&B."""
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            try:
-                log_training_run(logger.experiment, run)
-            except Exception as err:  # the run is sealed on disk: say so, and go on
-                log.warning(
-                    "%s: its W&B artifacts were not logged (%s); the run directory is complete",
-                    run.root,
-                    first_line(err),
-                )
+            log_training_run(logger.experiment, run)
 
 
 def finish_loggers(loggers: list[Any]) -> None:

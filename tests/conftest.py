@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from advfit.config import register_resolvers
 from advfit.cores import threads_per_job
 from advfit.data import FashionMNISTDataModule
+from tests import zygote
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -125,13 +125,10 @@ def user_env(**extra: str) -> dict[str, str]:
 
 def run_cli(script: str, *args: str, cwd: Path, env: dict | None = None, timeout: int = 600):
     """Run an entry point as a user would; returns the CompletedProcess."""
-    environment = user_env(**(env or {}))
-    return subprocess.run(
+    return zygote.run(
         [sys.executable, str(ROOT / script), *args],
         cwd=cwd,
-        env=environment,
-        capture_output=True,
-        text=True,
+        env=user_env(**(env or {})),
         timeout=timeout,
     )
 

@@ -72,9 +72,11 @@ def _pid(pid_file: Path) -> int | None:
     try:
         pid = int(pid_file.read_text().split()[0])
         os.kill(pid, 0)
+        # A process that ended but was not yet reaped by its parent (a zombie) runs no more.
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except (OSError, ValueError, IndexError):
         return None
-    return pid
+    return None if state == "Z" else pid
 
 
 def _wait(check, seconds: float, what: str) -> None:

@@ -19,6 +19,7 @@ from advfit.errors import RunError
 from advfit.locks import LockHeld, file_lock
 from advfit.rundir import RunDir
 
+from . import zygote
 from .conftest import FMNIST_SYSTEM, run_cli, user_env
 
 
@@ -37,7 +38,7 @@ def test_four_processes_prepare_an_empty_data_folder_at_once(tmp_path, system_fm
     data = tmp_path / "data"
     command = [sys.executable, "-m", "advfit.data", "prepare", "data=fashion_mnist"]
     jobs = [
-        subprocess.Popen(
+        zygote.popen(
             [*command, f"paths.data_dir={data}"],
             cwd=tmp_path,
             env=user_env(OMP_NUM_THREADS="1"),
@@ -62,10 +63,8 @@ def test_four_processes_prepare_an_empty_data_folder_at_once(tmp_path, system_fm
 def test_prepare_names_a_folder_it_cannot_create(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
-    result = subprocess.run(
+    result = zygote.run(
         [sys.executable, "-m", "advfit.data", "prepare", f"paths.data_dir={blocker / 'data'}"],
-        capture_output=True,
-        text=True,
         env=user_env(),
         cwd=tmp_path,
     )

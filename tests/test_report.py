@@ -13,6 +13,7 @@ from advfit.report.__main__ import main
 from advfit.report.collect import ReportError, aggregate, collect, pooled_distances
 from advfit.report.verdict import Thresholds, claim_of, verdict
 from advfit.rundir import RunDir
+from tests import zygote
 
 
 def write_run(
@@ -574,7 +575,7 @@ def test_ctrl_c_during_the_report_leaves_the_previous_one_whole(sweep):
 
     before = files()
     assert "report.md" in before and "fig3.png" in before
-    job = subprocess.Popen(
+    job = zygote.popen(
         [sys.executable, "-m", "advfit.report", str(sweep), "--wandb", "disabled"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

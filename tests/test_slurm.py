@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from advfit.locks import file_lock
-from tests import slurm_cluster
+from tests import slurm_cluster, zygote
 from tests.conftest import ROOT, run_cli, user_env
 from tests.test_sweeps import TINY
 
@@ -83,13 +83,25 @@ def squeue(env: dict[str, str]) -> list[tuple[str, str, str]]:
     return [tuple(line.split()[:3]) for line in out.stdout.splitlines() if line.strip()]
 
 
-def start_held_jobs(env: dict[str, str], jobs: set[str]) -> None:
-    """Start those of ``jobs`` SLURM holds after a requeue (reason BeginTime) now."""
-    for job, state, reason in squeue(env):
-        if job in jobs and state == "PENDING" and reason == "BeginTime":
+def start_held_jobs(env: dict[str, str], jobs: set[str], held: dict[str, float]) -> None:
+    """Start those of ``jobs`` SLURM holds after a requeue (reason BeginTime) now, once they
+    have been held for 2 s (``held``: when each was first seen held). A requeue revokes the
+    job's credentials up to the second it happened: a job started again within that second
+    is killed as "non-startable" and never runs again."""
+    now = time.monotonic()
+    waiting = {
+        job
+        for job, state, reason in squeue(env)
+        if job in jobs and state == "PENDING" and reason == "BeginTime"
+    }
+    for job in set(held) - waiting:
+        del held[job]
+    for job in waiting:
+        if now - held.setdefault(job, now) >= 2:
             subprocess.run(
                 ["scontrol", "update", f"JobId={job}", "StartTime=now"], env=env, check=True
             )
+            del held[job]
 
 
 def job_ids(sweep: Path) -> set[str]:
@@ -100,7 +112,7 @@ def job_ids(sweep: Path) -> set[str]:
 
 def launch(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen:
     log = (cwd / "launch.log").open("w")
-    return subprocess.Popen(
+    return zygote.popen(
         [sys.executable, str(ROOT / "train.py"), "-m", *args],
         cwd=cwd,
         stdout=log,
@@ -114,13 +126,14 @@ def wait_for(
 ) -> str:
     """Wait for a launch to end, starting its held jobs; returns its output."""
     deadline = time.monotonic() + 480
+    held: dict[str, float] = {}
     while proc.poll() is None:
         if time.monotonic() > deadline:
             proc.kill()
             pytest.fail(f"the launch did not end in 480 s: {squeue(env)}")
         if on_poll is not None:
             on_poll()
-        start_held_jobs(env, job_ids(sweep))
+        start_held_jobs(env, job_ids(sweep), held)
         time.sleep(1)
     return (cwd / "launch.log").read_text()
 
@@ -184,11 +197,9 @@ def test_a_two_by_two_sweep_runs_on_slurm_and_its_report_builds(slurm, tmp_path,
         assert len(epochs) == 2
         if "overfit" in run.name:  # lr 0.0024 learns in two epochs (chance: 0.1)
             assert epochs["test_acc"].iloc[-1] > 0.5 and epochs["asr_fgsm"].notna().all()
-    out = subprocess.run(
+    out = zygote.run(
         [sys.executable, "-m", "advfit.report", str(sweep)],
         cwd=tmp_path,
-        capture_output=True,
-        text=True,
         env=user_env(),
     )
     assert out.returncode == 0, out.stderr[-3000:]

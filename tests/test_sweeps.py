@@ -17,6 +17,7 @@ import yaml
 from advfit.errors import ConfigError
 from advfit.identity import config_differences
 from advfit.sweep import expand_range, progress, write_manifest
+from tests import zygote
 from tests.conftest import ROOT, run_cli, user_env
 from tests.wandb_history import history, offline_runs
 
@@ -161,7 +162,7 @@ def kill_when(
     the launch's output."""
     log = cwd / f"launch-{time.monotonic_ns()}.log"
     with log.open("w") as out:
-        proc = subprocess.Popen(
+        proc = zygote.popen(
             [sys.executable, str(ROOT / "train.py"), *args],
             cwd=cwd,
             stdout=out,
@@ -425,10 +426,8 @@ def test_every_launch_of_a_sweep_stays_in_its_manifest(tmp_path, monkeypatch):
 def test_a_refused_launch_leaves_no_run_folder(tmp_path):
     """Hydra makes the run's folder (its log, .hydra/launch) before the checks refuse fold=9:
     the refusal takes it away again, and the sweep folder it made, now empty."""
-    result = subprocess.run(
+    result = zygote.run(
         [sys.executable, str(ROOT / "train.py"), "fold=9", "task_name=refused"],
-        capture_output=True,
-        text=True,
         cwd=tmp_path,
         env={**os.environ, "ADVFIT_ROOT": str(tmp_path)},
     )

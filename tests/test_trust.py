@@ -21,6 +21,7 @@ import yaml
 from advfit.report.__main__ import main as report
 from advfit.rundir import RunDir
 from advfit.trust import check_targets
+from tests import zygote
 from tests.conftest import ROOT, TINY_RUN, run_cli, user_env
 from tests.test_report import distances, trend, write_run
 
@@ -301,7 +302,7 @@ def test_a_data_file_rewritten_between_a_kill_and_a_resume_is_never_mixed_in(tmp
         "task_name=custom",
         f"paths.root_dir={tmp_path}",
     ]
-    job = subprocess.Popen(
+    job = zygote.popen(
         [sys.executable, str(ROOT / "train.py"), *args],
         cwd=tmp_path,
         env=user_env(),
@@ -533,10 +534,8 @@ def refused_everywhere(run: RunDir, tmp_path: Path, expected: str) -> None:
     result = run_cli("evaluate.py", f"run_dir={run.root}", "wandb=false", cwd=tmp_path)
     said = result.stdout + result.stderr
     assert result.returncode == 2 and expected in said, said[-2000:]
-    result = subprocess.run(
+    result = zygote.run(
         [sys.executable, "-m", "advfit.report", str(run.root.parent), "--wandb", "disabled"],
-        capture_output=True,
-        text=True,
         cwd=run.root.parent,
     )
     assert result.returncode == 2 and expected in result.stderr, result.stderr[-2000:]

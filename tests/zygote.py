@@ -22,6 +22,7 @@ shutdown. The child differs from a fresh process only in the modules already imp
 from __future__ import annotations
 
 import atexit
+import gc
 import json
 import os
 import re
@@ -171,6 +172,7 @@ def main(path: str) -> None:
         __import__(name)
     if _threads() != 1 or threading.active_count() != 1:
         sys.exit(f"the zygote started threads while importing ({_threads()}); it cannot fork")
+    gc.freeze()  # children share the imported objects' pages instead of copying them
     launch = serve(path)
     if launch is not None:  # the child: the interpreter's own exit runs when this returns
         become(*launch)

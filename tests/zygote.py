@@ -28,6 +28,7 @@ import os
 import re
 import runpy
 import selectors
+import shutil
 import signal
 import socket
 import struct
@@ -292,6 +293,9 @@ class _Zygote:
         if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(30)
+        if self.path is not None:
+            self.log.close()
+            shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
 
     def serves(self, env: dict[str, str]) -> bool:
         """Whether a launch with ``env`` can be forked from this zygote."""

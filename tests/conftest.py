@@ -99,6 +99,17 @@ def compose_cfg(overrides: list[str], out: Path, data_dir: Path | None = None) -
     return cfg
 
 
+def session_dir(tmp_path_factory, name: str) -> Path:
+    """A folder of this test session that every pytest-xdist worker shares (under a single
+    process, that process's own), for a run trained once and read by tests on any worker."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # pytest-of-<user>/pytest-<n>/, above popen-gw<k>/
+    path = base / name
+    path.mkdir(exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope="session")
 def fmnist_dir(tmp_path_factory) -> Path:
     """A data directory holding real Fashion-MNIST (Debian's files, or $ADVFIT_DATA's)."""

@@ -9,10 +9,11 @@ import torch
 
 from advfit.data import FashionMNISTDataModule, to_unit_range
 from advfit.errors import RunError
+from advfit.locks import file_lock
 from advfit.models import LeNet
 from advfit.rundir import RunDir
 from advfit.tasks import evaluate, train
-from tests.conftest import compose_cfg, evaluate_cfg, run_cli
+from tests.conftest import compose_cfg, evaluate_cfg, run_cli, session_dir
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +24,10 @@ SOURCES = 120
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, fmnist_dir):
-    out = tmp_path_factory.mktemp("replay")
+    """The module's run, trained once for the session: pytest-xdist may split this module
+    between its workers, and the second waits for the first's run (the tests only read it;
+    those that evaluate it copy it first)."""
+    out = session_dir(tmp_path_factory, "replay")
     cfg = compose_cfg(
         [
             "regime=overfit",
@@ -39,8 +43,11 @@ def trained(tmp_path_factory, fmnist_dir):
         out,
         data_dir=fmnist_dir,
     )
-    train(cfg)
-    return RunDir(cfg.paths.output_dir), cfg
+    run = RunDir(cfg.paths.output_dir)
+    with file_lock(out / ".lock", wait=True):
+        if not run.is_done():
+            train(cfg)
+    return run, cfg
 
 
 def test_replay_writes_the_contract(trained):

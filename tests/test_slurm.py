@@ -24,7 +24,7 @@ import pytest
 
 from advfit.locks import file_lock
 from tests import slurm_cluster, zygote
-from tests.conftest import ROOT, run_cli, user_env
+from tests.conftest import ROOT, run_cli, session_dir, user_env
 from tests.test_sweeps import TINY
 
 pytestmark = pytest.mark.slow
@@ -147,8 +147,7 @@ def job_log(sweep: Path) -> str:
 def uninterrupted(tmp_path_factory, data_dir: Path) -> Path:
     """The long run trained in one go on this machine, what every interrupted run must equal:
     trained once for the whole session (pytest-xdist workers share it through a lock)."""
-    root = tmp_path_factory.getbasetemp().parent / "slurm-uninterrupted"
-    root.mkdir(exist_ok=True)
+    root = session_dir(tmp_path_factory, "slurm-uninterrupted")
     with file_lock(root / ".lock", wait=True):
         runs = list((root / "multirun" / "long").glob("*/DONE"))
         if not runs:

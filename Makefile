@@ -157,6 +157,7 @@ bench: install ## Speed benchmarks (see BENCHMARKS.md for recorded results)
 	$(PY) -m benchmarks.eval_batch
 	$(PY) -m benchmarks.kernels
 	$(PY) -m benchmarks.shared_cores
+	$(PY) -m benchmarks.launch
 	$(PY) -m benchmarks.protocol --measure-epochs 2 --measure-sources 100
 	@if $(PY) -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then \
 	  $(PY) -m benchmarks.on_device && $(PY) -m benchmarks.gpu_sharing --jobs 10; \

@@ -99,3 +99,17 @@ def test_a_forked_launch_starts_with_lightning_imported(tmp_path, monkeypatch):
     assert zygote.run(argv, cwd=tmp_path, env=forked_env(), timeout=120).stdout == "True\n"
     fresh = subprocess.run(argv, cwd=tmp_path, env=forked_env(), capture_output=True, text=True)
     assert fresh.stdout == "False\n"
+
+
+def test_the_launch_benchmark_runs_at_toy_size(capsys):
+    """`python -m benchmarks.launch` must not rot: a row per kind of launch, fresh and forked."""
+    from benchmarks import launch
+
+    assert launch.main(["--repeats", "1"]) == 0
+    rows = [line.split("|")[1:4] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert [row[0].strip() for row in rows] == [
+        "import advfit.tasks",
+        "train.py fold=7 (refused)",
+        "evaluate.py run_dir=nowhere",
+    ]
+    assert all(float(cell.split()[0]) > 0 for row in rows for cell in row[1:])

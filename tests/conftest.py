@@ -50,7 +50,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     share of this list and lets an idle worker take the end of a busy one's share; with the
     real SLURM tests (they hold a worker for minutes) at the head and the modules that train
     (marked ``slow``) next, every share ends in short tests and the workers finish together.
-    A module stays whole, so its module-scoped runs train once."""
+    Stealing may split a module between the workers; the one module-scoped run that takes
+    seconds (test_replay's) is shared through :func:`session_dir`, so it trains once."""
     modules: dict[Path, list[pytest.Item]] = {}
     for item in items:
         modules.setdefault(Path(item.path), []).append(item)

@@ -7,6 +7,7 @@ the tests' zygote (``tests/zygote.py``), interleaved over ``--repeats`` rounds, 
 - ``evaluate.py run_dir=nowhere``: the same for evaluate.py.
 
     python -m benchmarks.launch --repeats 5
+    python -m benchmarks.launch --cases train evaluate
 """
 
 from __future__ import annotations
@@ -26,19 +27,24 @@ from tests.conftest import ROOT, user_env
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--cases", nargs="+", choices=["import", "train", "evaluate"],
+        default=["import", "train", "evaluate"], help="which launches to time (default: all)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     env = user_env(OMP_NUM_THREADS="1")
     with tempfile.TemporaryDirectory() as folder:
         probe = Path(folder) / "probe.py"
         probe.write_text("import advfit.tasks, advfit.data\n")
-        cases = {
-            "import advfit.tasks": [sys.executable, str(probe)],
-            "train.py fold=7 (refused)": [sys.executable, str(ROOT / "train.py"), "fold=7"],
-            "evaluate.py run_dir=nowhere": [
+        every = {
+            "import": ("import advfit.tasks", [sys.executable, str(probe)]),
+            "train": ("train.py fold=7 (refused)", [sys.executable, str(ROOT / "train.py"), "fold=7"]),
+            "evaluate": ("evaluate.py run_dir=nowhere", [
                 sys.executable, str(ROOT / "evaluate.py"), "run_dir=nowhere"
-            ],
+            ]),
         }  # fmt: skip
-        zygote.run(cases["import advfit.tasks"], cwd=folder, env=env)  # the zygote is up
+        cases = dict(every[key] for key in args.cases)
+        zygote.run(every["import"][1], cwd=folder, env=env)  # the zygote is up
         seconds: dict[tuple[str, str], list[float]] = {}
         for _ in range(args.repeats):
             for name, command in cases.items():

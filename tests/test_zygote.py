@@ -113,3 +113,15 @@ def test_the_launch_benchmark_runs_at_toy_size(capsys):
         "evaluate.py run_dir=nowhere",
     ]
     assert all(float(cell.split()[0]) > 0 for row in rows for cell in row[1:])
+
+
+def test_a_zygote_that_died_is_started_again(script, tmp_path, monkeypatch):
+    monkeypatch.delenv("ADVFIT_TEST_FRESH", raising=False)
+    argv = [sys.executable, str(script)]
+    assert zygote.run(argv, cwd=tmp_path, env=forked_env(), timeout=120).returncode == 0
+    first = zygote._ZYGOTE.process
+    first.kill()
+    first.wait()
+    process = zygote.popen(argv, cwd=tmp_path, env=forked_env(), stdout=subprocess.DEVNULL)
+    assert isinstance(process, zygote.Forked) and process.wait(timeout=60) == 0
+    assert zygote._ZYGOTE.process is not first and zygote._ZYGOTE.process.poll() is None

@@ -266,9 +266,11 @@ class _Zygote:
         self.process: subprocess.Popen | None = None
         self.path: str | None = None
         self.env: dict[str, str] = {}
+        atexit.register(self.stop)
 
     def start(self, env: dict[str, str]) -> None:
-        folder = tempfile.mkdtemp(prefix="advfit-zygote-")
+        self.stop()
+        folder = tempfile.mkdtemp(prefix="advfit-zygote-", dir="/tmp")  # a socket path is short
         self.path = os.path.join(folder, "socket")
         self.env = dict(env)
         self.log = open(os.path.join(folder, "zygote.log"), "w")  # noqa: SIM115
@@ -280,7 +282,6 @@ class _Zygote:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        atexit.register(self.stop)
         deadline = time.monotonic() + 120
         while not os.path.exists(self.path):
             if self.process.poll() is not None or time.monotonic() > deadline:
@@ -296,6 +297,7 @@ class _Zygote:
         if self.path is not None:
             self.log.close()
             shutil.rmtree(os.path.dirname(self.path), ignore_errors=True)
+            self.path = None
 
     def serves(self, env: dict[str, str]) -> bool:
         """Whether a launch with ``env`` can be forked from this zygote."""
@@ -303,7 +305,7 @@ class _Zygote:
             return False
         if env.get("OMP_NUM_THREADS") != "1":  # torch starts OpenMP threads as it loads
             return False
-        if self.process is None:
+        if self.process is None or self.process.poll() is not None:  # not yet, or it died
             self.start(env)
         loaded = {k for k in (*env, *self.env) if READ_AT_LOAD.match(k)}
         return all(env.get(k) == self.env.get(k) for k in loaded)

@@ -66,6 +66,8 @@ PRELOAD = (
 #: zygote's gets a fresh process.
 READ_AT_LOAD = re.compile(r"^(OMP_|MKL_|KMP_|GOMP_|OPENBLAS_|PYTHON|LD_|MALLOC_|TORCH_)")
 _HEADER = struct.Struct("!Q")
+#: The zygote's own pid (its forked children return from :func:`serve` with another).
+_SERVER_PID = os.getpid()
 
 
 # --- the zygote process -------------------------------------------------------------------
@@ -163,12 +165,7 @@ def become(request: dict, fds: list[int]) -> None:
         runpy.run_module(target, run_name="__main__", alter_sys=True)
 
 
-_SERVER_PID = os.getpid()
-
-
 def main(path: str) -> None:
-    global _SERVER_PID
-    _SERVER_PID = os.getpid()
     for name in PRELOAD:
         __import__(name)
     if _threads() != 1 or threading.active_count() != 1:
@@ -185,14 +182,16 @@ def main(path: str) -> None:
 class Forked:
     """A launch the zygote forked: the part of :class:`subprocess.Popen` the tests use."""
 
-    def __init__(self, conn: socket.socket, pid: int, stdout: IO | None, stderr: IO | None):
+    def __init__(
+        self, args: list[str], conn: socket.socket, pid: int, stdout: IO | None, stderr: IO | None
+    ):
+        self.args = args
         self._conn = conn
         self._buffer = b""
         self.pid = pid
         self.returncode: int | None = None
         self.stdout = stdout
         self.stderr = stderr
-        self.args = None
 
     def _read_status(self, timeout: float | None) -> None:
         self._conn.settimeout(timeout)
@@ -250,13 +249,6 @@ class Forked:
             if stream is not None:
                 stream.close()
         return results.get("stdout"), results.get("stderr")
-
-    def __enter__(self) -> Forked:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.returncode is None:
-            self.wait()
 
 
 class _Zygote:
@@ -403,7 +395,7 @@ def popen(
     finally:
         for fd in opened:
             os.close(fd)
-    return Forked(conn, pid, streams["stdout"], streams["stderr"])
+    return Forked([str(a) for a in argv], conn, pid, streams["stdout"], streams["stderr"])
 
 
 def run(

@@ -13,6 +13,7 @@ the tests' zygote (``tests/zygote.py``), interleaved over ``--repeats`` rounds, 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -21,7 +22,6 @@ import time
 from pathlib import Path
 
 from tests import zygote
-from tests.conftest import ROOT, user_env
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,15 +32,17 @@ def main(argv: list[str] | None = None) -> int:
         default=["import", "train", "evaluate"], help="which launches to time (default: all)",
     )  # fmt: skip
     args = parser.parse_args(argv)
-    env = user_env(OMP_NUM_THREADS="1")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     with tempfile.TemporaryDirectory() as folder:
         probe = Path(folder) / "probe.py"
         probe.write_text("import advfit.tasks, advfit.data\n")
         every = {
             "import": ("import advfit.tasks", [sys.executable, str(probe)]),
-            "train": ("train.py fold=7 (refused)", [sys.executable, str(ROOT / "train.py"), "fold=7"]),
+            "train": ("train.py fold=7 (refused)", [
+                sys.executable, str(zygote.ROOT / "train.py"), "fold=7"
+            ]),
             "evaluate": ("evaluate.py run_dir=nowhere", [
-                sys.executable, str(ROOT / "evaluate.py"), "run_dir=nowhere"
+                sys.executable, str(zygote.ROOT / "evaluate.py"), "run_dir=nowhere"
             ]),
         }  # fmt: skip
         cases = dict(every[key] for key in args.cases)

@@ -217,7 +217,7 @@ class Forked:
         if self.returncode is None:
             self._read_status(timeout)
             if self.returncode is None:
-                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
         return self.returncode
 
     def send_signal(self, sig: int) -> None:
@@ -243,7 +243,7 @@ class Forked:
         for reader in readers:
             reader.join(None if deadline is None else max(0, deadline - time.monotonic()))
             if reader.is_alive():
-                raise subprocess.TimeoutExpired(str(self.pid), timeout or 0)
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
         self.wait(None if deadline is None else max(0.0, deadline - time.monotonic()))
         for stream in (self.stdout, self.stderr):
             if stream is not None:
@@ -347,10 +347,11 @@ def popen(
 ) -> Forked | subprocess.Popen:
     """:class:`subprocess.Popen` for an entry point, forked from the zygote where it can be."""
     env = dict(os.environ if env is None else env)
-    entry = _entry([str(a) for a in argv])
+    argv = [str(a) for a in argv]
+    entry = _entry(argv)
     if entry is None or not _ZYGOTE.serves(env):
         return subprocess.Popen(
-            [str(a) for a in argv],
+            argv,
             cwd=cwd,
             env=env,
             stdout=stdout,
@@ -395,7 +396,7 @@ def popen(
     finally:
         for fd in opened:
             os.close(fd)
-    return Forked([str(a) for a in argv], conn, pid, streams["stdout"], streams["stderr"])
+    return Forked(argv, conn, pid, streams["stdout"], streams["stderr"])
 
 
 def run(

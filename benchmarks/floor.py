@@ -6,7 +6,7 @@ and STL-10-shaped 1x96x96 stand-ins, built from real Fashion-MNIST images as
 ``benchmarks.protocol`` builds them), in one process, interleaved over ``--repeats`` rounds:
 
 - **start**: a fresh process that imports what ``train.py`` runs (``advfit.tasks``), against
-  one that imports torch alone;
+  one that imports torch alone (and, printed beside, one that imports Lightning alone);
 - **training**, seconds per epoch (batch 32, Adam): advfit's LightningModule under Lightning's
   Trainer (``benchmarks.training_loop``), against a hand-written loop with Adam, with fused
   Adam and, with ``--compile``, ``torch.compile``d; the floor is the fastest;
@@ -15,7 +15,10 @@ and STL-10-shaped 1x96x96 stand-ins, built from real Fashion-MNIST images as
   forward+backward at the same batch size;
 - **the replay**: classifying the test set and every adversarial set on each snapshot
   (``Replay.snapshot_pass``, no metrics), against bare forward passes of the same batches
-  after the same weight loads.
+  after the same weight loads;
+- **a whole run**: those stages added up, each as often as a run does it (training once per
+  epoch, the metrics once per scored snapshot), and for the demo its **sweep**: a worker's
+  start, then the 5 runs each of its 2 workers trains one after another.
 
 Each stage gets its FLOP count (``torch.utils.flop_counter``) and the GFLOP/s the floor and
 advfit achieve. The network is a LeNet trained for ``--epochs`` epochs first, so that the
@@ -343,10 +346,18 @@ def start(repeats: int) -> dict:
         {
             "advfit": process("import advfit.tasks, advfit.data"),
             "floor": process("import torch"),
+            "lightning": process("import pytorch_lightning"),
         },
         repeats,
     )
+    # What Lightning alone imports (torchmetrics, and through it torchvision and scipy): the
+    # part of advfit's start that no change to advfit can remove.
+    print(f"  process start: pytorch_lightning alone {spread(times['lightning'])} s")
     return stage_row("process start: imports", times["advfit"], times["floor"], None)
+
+
+#: Where a stage row keeps its two medians (seconds) for the run's total; not printed.
+MEDIANS = "_medians"
 
 
 def stage_row(stage: str, advfit: list[float], floor: list[float], flops: float | None) -> dict:
@@ -361,7 +372,46 @@ def stage_row(stage: str, advfit: list[float], floor: list[float], flops: float 
         "advfit GFLOP/s": f"{flops / 1e9 / a:.1f}" if flops else "-",
     }
     print("  " + " | ".join(row.values()), flush=True)  # as each stage is done
-    return row
+    return {**row, MEDIANS: (a, f)}
+
+
+def total_row(stage: str, advfit: float, floor: float) -> dict:
+    """A row that adds up stage rows' medians: seconds, no FLOP count of its own."""
+    row = {
+        "stage": stage,
+        "advfit s": f"{advfit:.2f}",
+        "floor s": f"{floor:.2f}",
+        "ratio": f"{advfit / floor:.2f}",
+        "GFLOP": "-",
+        "floor GFLOP/s": "-",
+        "advfit GFLOP/s": "-",
+    }
+    print("  " + " | ".join(row.values()), flush=True)
+    return {**row, MEDIANS: (advfit, floor)}
+
+
+def run_row(name: str, stages: list[tuple[dict, int]]) -> dict:
+    """A whole run of the shape: each stage's medians times how often a run does it (the
+    epochs, each scored snapshot's metrics, each attack and the replay once), added up."""
+    advfit, floor = (sum(row[MEDIANS][i] * times for row, times in stages) for i in (0, 1))
+    return total_row(f"{name}: a whole run, the stages above added up", advfit, floor)
+
+
+#: The demo's sweep: 10 runs, two at a time on 2 cores (a worker process each, started once).
+DEMO_RUNS, DEMO_WORKERS = 10, 2
+
+
+def sweep_row(start_row: dict, run: dict) -> dict:
+    """The demo's sweep as its stages add up: a worker's start, then its share of the runs
+    one after another. Two runs at a time share the memory bus, so a real sweep is slower."""
+    per_worker = -(-DEMO_RUNS // DEMO_WORKERS)
+    advfit, floor = (start_row[MEDIANS][i] + per_worker * run[MEDIANS][i] for i in (0, 1))
+    return total_row(
+        f"demo: the sweep, {DEMO_RUNS} runs {DEMO_WORKERS} at a time "
+        f"(a start, then {per_worker} runs per worker)",
+        advfit,
+        floor,
+    )
 
 
 def matmul_peak() -> float:
@@ -415,15 +465,22 @@ def main(argv: list[str] | None = None) -> int:
         for epoch in range(args.epochs):
             hand_epoch(net, x_train, y_train, opt, epoch)
         cfg = composed(name, size)
-        for row in crafting(net, shape, x_test, y_test, size, args.repeats, cfg):
-            rows.append({**row, "stage": f"{name}: {row['stage']}"})
-        for row in metrics(net, shape, x_test, y_test, cfg, args.repeats):
-            rows.append({**row, "stage": f"{name}: {row['stage']}"})
-        row = replay(net, shape, x_test, y_test, size, args.repeats)
-        rows.append({**row, "stage": f"{name}: {row['stage']}"})
+        schedule = instantiate(cfg.metrics)
+        scored = sum(schedule.due(e, size.snapshots) for e in range(1, size.snapshots + 1))
+        stages = [(rows[-1], size.snapshots)]  # training, once per epoch
+        stages += [
+            (row, 1) for row in crafting(net, shape, x_test, y_test, size, args.repeats, cfg)
+        ]
+        stages += [(row, scored) for row in metrics(net, shape, x_test, y_test, cfg, args.repeats)]
+        stages.append((replay(net, shape, x_test, y_test, size, args.repeats), 1))
+        rows += [{**row, "stage": f"{name}: {row['stage']}"} for row, _ in stages[1:]]
+        rows.append(run_row(name, stages))
+        if name == "demo":
+            rows.append(sweep_row(rows[0], rows[-1]))
         for p in net.parameters():
             p.requires_grad_(True)
-    print(pd.DataFrame(rows).to_markdown(index=False))
+    table = pd.DataFrame(rows).drop(columns=MEDIANS)
+    print(table.to_markdown(index=False))
     return 0
 
 

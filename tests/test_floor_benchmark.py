@@ -2,6 +2,7 @@
 makes, so each floor is the same arithmetic as the stage it stands under."""
 
 import torch
+import yaml
 
 from advfit.attacks import Attack
 from advfit.models import LeNet
@@ -37,3 +38,26 @@ def test_the_floor_counts_each_forward_and_backward_pass():
     # The floor of no passes is no time; of some, the bare passes' time.
     assert floor.floor_of(net, (1, 28, 28), ([], []), 1) == 0
     assert floor.floor_of(net, (1, 28, 28), ([12], [12]), 1) > 0
+
+
+def test_a_whole_run_and_the_demos_sweep_add_up_the_stages_as_often_as_a_run_does_them():
+    start = floor.stage_row("start", [4.0, 5.0, 6.0], [1.0, 1.5, 2.0], None)
+    epoch = floor.stage_row("epoch", [0.2], [0.1], 1e9)
+    cw = floor.stage_row("cw", [8.0], [6.0], 1e9)
+    metric = floor.stage_row("metric", [0.5], [0.25], 1e9)
+    run = floor.run_row("demo", [(epoch, 35), (cw, 1), (metric, 4)])
+    assert run[floor.MEDIANS] == (0.2 * 35 + 8.0 + 0.5 * 4, 0.1 * 35 + 6.0 + 0.25 * 4)
+    assert run["ratio"] == f"{17.0 / 10.5:.2f}"
+    # The demo's 10 runs on 2 workers: each worker starts once (the median start), then
+    # trains its 5 runs one after another.
+    sweep = floor.sweep_row(start, run)
+    assert sweep[floor.MEDIANS] == (5.0 + 5 * 17.0, 1.5 + 5 * 10.5)
+
+
+def test_the_sweeps_run_count_is_the_demos():
+    config = (floor.ROOT / "conf" / "experiment" / "demo.yaml").read_text()
+    params = yaml.safe_load(config)["hydra"]["sweeper"]["params"]
+    runs = 1
+    for values in params.values():
+        runs *= len(str(values).split(","))
+    assert runs == floor.DEMO_RUNS

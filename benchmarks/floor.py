@@ -403,7 +403,8 @@ DEMO_RUNS, DEMO_WORKERS = 10, 2
 
 def sweep_row(start_row: dict, run: dict) -> dict:
     """The demo's sweep as its stages add up: a worker's start, then its share of the runs
-    one after another. Two runs at a time share the memory bus, so a real sweep is slower."""
+    one after another. A real sweep adds what lies outside the stages: the launch, the
+    Trainer's set-up, validation, checkpoints and W&B."""
     per_worker = -(-DEMO_RUNS // DEMO_WORKERS)
     advfit, floor = (start_row[MEDIANS][i] + per_worker * run[MEDIANS][i] for i in (0, 1))
     return total_row(

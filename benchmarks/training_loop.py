@@ -19,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from advfit.cores import keep_nvml_check_only_with_nvml
 from advfit.data import TensorBatches
 from advfit.models import Classifier, LeNet
 from benchmarks.common import spread
@@ -62,6 +63,7 @@ def fit_epochs(
 ) -> list[float]:
     """Seconds of each training epoch of ``model`` fitted by a Trainer with nothing else to
     do (no logger, checkpoint, bar or validation), its set-up not counted."""
+    keep_nvml_check_only_with_nvml()  # as a train.py job does before it trains
     timer = EpochTimer()
     trainer = pl.Trainer(
         max_epochs=epochs,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -132,3 +133,50 @@ def test_threads_stay_within_the_cores_the_job_was_given(monkeypatch):
             assert torch.get_num_threads() == expected, (cpu_threads, env)
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("nvml_loads", [False, True])
+def test_the_nvml_check_is_dropped_only_where_nvml_cannot_load(monkeypatch, nvml_loads):
+    """Lightning sets PYTORCH_NVML_BASED_CUDA_CHECK=1. Without NVML (no NVIDIA driver), each
+    optimizer step then tried to load it again before falling back to CUDA's own count. Where
+    it cannot load, the variable is dropped: the steps stop trying and torch's answer stays
+    the same. Where it loads, the variable is kept."""
+    import ctypes
+
+    import torch
+
+    from advfit import cores
+
+    if torch.version.cuda is None:
+        pytest.skip("torch's CPU build makes no CUDA check at a step")
+
+    real_cdll = ctypes.CDLL
+    tried: list[str] = []
+
+    def cdll(name, *args, **kwargs):
+        if name == cores.NVML_LIBRARY:
+            tried.append(name)
+            if not nvml_loads:
+                raise OSError(f"{name}: cannot open shared object file")
+            return object()  # never called: the check under test only loads it
+        return real_cdll(name, *args, **kwargs)
+
+    monkeypatch.setattr(ctypes, "CDLL", cdll)
+    monkeypatch.setenv(cores.NVML_CHECK, "1")
+    net = torch.nn.Linear(2, 1)
+    optimizer = torch.optim.Adam(net.parameters())
+
+    def steps() -> int:
+        tried.clear()
+        for _ in range(3):
+            net(torch.ones(1, 2)).sum().backward()
+            optimizer.step()
+        return len(tried)
+
+    if not nvml_loads:
+        available = torch.cuda.is_available()
+        assert steps() >= 3  # a load tried at every step
+    cores.keep_nvml_check_only_with_nvml()
+    assert (cores.NVML_CHECK in os.environ) is nvml_loads
+    if not nvml_loads:
+        assert steps() == 0 and torch.cuda.is_available() == available

@@ -3,6 +3,7 @@ machine's GPUs. The launching process of a sweep reads the cores too, without to
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 
@@ -91,3 +92,30 @@ def set_cpu_threads(cfg: DictConfig) -> None:
             threads = threads_per_job(n_jobs)
     torch.set_num_threads(int(threads))
     log.info("using %d CPU threads", int(threads))
+
+
+#: Set to 1 by Lightning as it loads: torch's CUDA check then asks NVML first, so that it
+#: does not start CUDA in a process that may fork.
+NVML_CHECK = "PYTORCH_NVML_BASED_CUDA_CHECK"
+#: The library that check loads (torch.cuda's name for it).
+NVML_LIBRARY = "libnvidia-ml.so.1"
+
+
+def keep_nvml_check_only_with_nvml() -> None:
+    """Drop ``PYTORCH_NVML_BASED_CUDA_CHECK`` where NVML cannot load (no NVIDIA driver).
+
+    torch's optimizers check for CUDA at every step. With the variable set, each check tries
+    to load NVML again, fails, and falls back to the CUDA runtime's device count, the check
+    torch makes without the variable: on a CPU machine 0.1-0.6 ms a step (BENCHMARKS.md,
+    "Training loop"). Without NVML both give the same answer, so the variable is dropped
+    there; where NVML loads (a GPU machine) it is kept. Call it after Lightning is imported.
+    """
+    import torch
+
+    if os.environ.get(NVML_CHECK) != "1" or torch.version.cuda is None or torch.version.hip:
+        return
+    try:
+        ctypes.CDLL(NVML_LIBRARY)
+    except OSError:
+        del os.environ[NVML_CHECK]
+        log.debug("%s cannot load: torch checks CUDA without it", NVML_LIBRARY)

@@ -15,7 +15,12 @@ from pytorch_lightning.utilities.exceptions import MisconfigurationException
 
 from advfit.checkpoints import AtomicCheckpointIO, check_epoch_record, usable_checkpoint
 from advfit.config import check_attacks_given, replay_attacks, validate_train_config
-from advfit.cores import parallel_jobs, set_cpu_threads, spread_over_gpus
+from advfit.cores import (
+    keep_nvml_check_only_with_nvml,
+    parallel_jobs,
+    set_cpu_threads,
+    spread_over_gpus,
+)
 from advfit.errors import ConfigError
 from advfit.learning import learning_summary
 from advfit.provenance import (
@@ -106,6 +111,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
             log.info("skipping %s: it is complete (DONE exists)", run.root)
             return run.read_summary()
         set_cpu_threads(cfg)
+        keep_nvml_check_only_with_nvml()
         spread_over_gpus(cfg)
         # The contract keeps the resolved config, so evaluate.py and the report need no Hydra.
         run.write_config(resolved)
@@ -217,6 +223,7 @@ def evaluate(cfg: DictConfig, opened: tuple[RunDir, DictConfig] | None = None) -
     """
     run, run_cfg = opened or open_run_to_evaluate(cfg)
     set_cpu_threads(cfg)
+    keep_nvml_check_only_with_nvml()
     given = cfg.get("attack")
     if "attack=[]" in command_line_overrides():  # not "the run's own attacks": refused
         check_attacks_given([])

@@ -31,6 +31,7 @@ attacks (Carlini-Wagner's early abort) meet a network that has learned.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import subprocess
 import sys
@@ -43,7 +44,9 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from torch.utils.flop_counter import FlopCounterMode
 
 from advfit.data.batches import TensorBatches, to_unit_range
@@ -361,11 +364,22 @@ MEDIANS = "_medians"
 
 
 def stage_row(stage: str, advfit: list[float], floor: list[float], flops: float | None) -> dict:
+    return table_row(stage, spread(advfit), spread(floor), advfit, floor, flops)
+
+
+def total_row(stage: str, advfit: float, floor: float) -> dict:
+    """A row that adds up stage rows' medians: seconds, no FLOP count of its own."""
+    return table_row(stage, f"{advfit:.2f}", f"{floor:.2f}", [advfit], [floor], None)
+
+
+def table_row(
+    stage: str, advfit_s: str, floor_s: str, advfit: list[float], floor: list[float], flops
+) -> dict:
     a, f = statistics.median(advfit), statistics.median(floor)
     row = {
         "stage": stage,
-        "advfit s": spread(advfit),
-        "floor s": spread(floor),
+        "advfit s": advfit_s,
+        "floor s": floor_s,
         "ratio": f"{a / f:.2f}",
         "GFLOP": f"{flops / 1e9:.2f}" if flops else "-",
         "floor GFLOP/s": f"{flops / 1e9 / f:.1f}" if flops else "-",
@@ -375,21 +389,6 @@ def stage_row(stage: str, advfit: list[float], floor: list[float], flops: float 
     return {**row, MEDIANS: (a, f)}
 
 
-def total_row(stage: str, advfit: float, floor: float) -> dict:
-    """A row that adds up stage rows' medians: seconds, no FLOP count of its own."""
-    row = {
-        "stage": stage,
-        "advfit s": f"{advfit:.2f}",
-        "floor s": f"{floor:.2f}",
-        "ratio": f"{advfit / floor:.2f}",
-        "GFLOP": "-",
-        "floor GFLOP/s": "-",
-        "advfit GFLOP/s": "-",
-    }
-    print("  " + " | ".join(row.values()), flush=True)
-    return {**row, MEDIANS: (advfit, floor)}
-
-
 def run_row(name: str, stages: list[tuple[dict, int]]) -> dict:
     """A whole run of the shape: each stage's medians times how often a run does it (the
     epochs, each scored snapshot's metrics, each attack and the replay once), added up."""
@@ -397,18 +396,27 @@ def run_row(name: str, stages: list[tuple[dict, int]]) -> dict:
     return total_row(f"{name}: a whole run, the stages above added up", advfit, floor)
 
 
-#: The demo's sweep: 10 runs, two at a time on 2 cores (a worker process each, started once).
-DEMO_RUNS, DEMO_WORKERS = 10, 2
+#: The demo's jobs side by side: one per core of the 2-core machine it is sized for.
+DEMO_WORKERS = 2
+
+
+def demo_runs() -> int:
+    """How many runs the demo's sweep makes: the product of its swept values, as Hydra's
+    override parser reads ``conf/experiment/demo.yaml``'s sweeper params."""
+    params = OmegaConf.load(ROOT / "conf" / "experiment" / "demo.yaml").hydra.sweeper.params
+    overrides = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    return math.prod(len(list(o.sweep_string_iterator())) for o in overrides)
 
 
 def sweep_row(start_row: dict, run: dict) -> dict:
     """The demo's sweep as its stages add up: a worker's start, then its share of the runs
     one after another. A real sweep adds what lies outside the stages: the launch, the
     Trainer's set-up, validation, checkpoints and W&B."""
-    per_worker = -(-DEMO_RUNS // DEMO_WORKERS)
+    runs = demo_runs()
+    per_worker = -(-runs // DEMO_WORKERS)
     advfit, floor = (start_row[MEDIANS][i] + per_worker * run[MEDIANS][i] for i in (0, 1))
     return total_row(
-        f"demo: the sweep, {DEMO_RUNS} runs {DEMO_WORKERS} at a time "
+        f"demo: the sweep, {runs} runs {DEMO_WORKERS} at a time "
         f"(a start, then {per_worker} runs per worker)",
         advfit,
         floor,
